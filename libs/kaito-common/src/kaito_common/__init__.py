@@ -1,0 +1,1 @@
+"""Kaito common library: CRD types, presets, CRD generation, reconcile framework."""

@@ -1,0 +1,1 @@
+"""tuning_runner service."""
