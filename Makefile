@@ -8,8 +8,10 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-# Area makefiles add their own targets (control plane, services, benchmarks, images).
+# Area makefiles (mk/*.mk) add their own targets and append to BENCH_TARGETS (benchmarks
+# run by `make bench`) and TEST_DEPS (things `make pytest` needs installed first).
 BENCH_TARGETS :=
+TEST_DEPS :=
 -include mk/*.mk
 
 .PHONY: help
@@ -51,7 +53,7 @@ verify-crds: install ## Fail when crds/ is stale
 	$(PY) -m kaito_common.crdgen --out crds --check
 
 .PHONY: pytest
-pytest: install testbin ## Run the test suite only
+pytest: install $(TEST_DEPS) ## Run the test suite only
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 .PHONY: test
