@@ -1,1 +1,1 @@
-"""kaito_common.crdgen."""
+"""CRD generation: pydantic models -> structural OpenAPI v3 -> CRD YAML."""
