@@ -1,0 +1,163 @@
+"""The SSRF guard: refuse URLs pointing into the cluster, the node or a cloud metadata service.
+
+Used by the tuning runner before it fetches input URLs and by the workspace webhook before it
+accepts them. Dependency-free: only the standard library. `check_url` is pure apart from name
+resolution, which is injectable so callers and tests can decide how names resolve.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+Resolver = Callable[[str], Iterable[str]]
+"""Maps a host name to the IP addresses it resolves to."""
+
+ALLOWED_SCHEMES = frozenset({"http", "https"})
+
+# Names that reach a cloud's instance metadata service without being an IP literal.
+METADATA_HOSTNAMES = frozenset(
+    {
+        "metadata.google.internal",
+        "metadata.goog",
+        "metadata",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "metadata.azure.internal",
+    }
+)
+
+# Metadata endpoints that are not covered by the link-local / private checks.
+METADATA_ADDRESSES = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),  # AWS, Azure, GCP, OpenStack
+        ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata
+        ipaddress.ip_address("fd00:ec2::254"),  # AWS IMDS over IPv6
+        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+    }
+)
+
+
+class UnsafeURLError(ValueError):
+    """The URL must not be fetched; the message names the problem and the URL."""
+
+
+@dataclass(frozen=True)
+class URLPolicy:
+    """What the guard lets through. `allow_loopback` exists for tests serving data on 127.0.0.1."""
+
+    allow_loopback: bool = False
+    allowed_schemes: frozenset[str] = ALLOWED_SCHEMES
+
+
+def system_resolver(host: str) -> list[str]:
+    """Resolve a host name with the system resolver (all address families)."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as err:
+        raise UnsafeURLError(f"host {host!r} could not be resolved: {err.strerror}") from err
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def _address_problem(
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: URLPolicy
+) -> str | None:
+    """Why this address is not allowed, or None when it is."""
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return _address_problem(addr.ipv4_mapped, policy)
+    if addr in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if addr.is_loopback:
+        return None if policy.allow_loopback else "a loopback address"
+    if addr.is_link_local:
+        return "a link-local address"
+    if addr.is_unspecified:
+        return "the unspecified address"
+    if addr.is_multicast:
+        return "a multicast address"
+    if addr.is_reserved:
+        return "a reserved address"
+    if addr.is_private:
+        return "a private address"
+    if isinstance(addr, ipaddress.IPv4Address) and addr in ipaddress.ip_network("100.64.0.0/10"):
+        return "a carrier-grade NAT (shared) address"
+    return None
+
+
+def _is_localhost_name(host: str) -> bool:
+    return host == "localhost" or host.endswith(".localhost")
+
+
+def check_url(
+    url: str, policy: URLPolicy | None = None, resolver: Resolver | None = system_resolver
+) -> None:
+    """Raise `UnsafeURLError` naming the problem when `url` must not be fetched.
+
+    With `resolver=None` host names are not resolved (a purely syntactic check, e.g. in an
+    admission webhook that must not do DNS); IP literals and known names are still checked.
+    """
+    policy = policy or URLPolicy()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        raise UnsafeURLError(f"URL {url!r} is malformed: {err}") from err
+    del port
+    scheme = parts.scheme.lower()
+    if scheme not in policy.allowed_schemes:
+        allowed = ", ".join(sorted(policy.allowed_schemes))
+        shown = scheme or "none"
+        raise UnsafeURLError(f"URL {url!r} has scheme {shown!r}; only {allowed} are allowed")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise UnsafeURLError(f"URL {url!r} has no host")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeURLError(f"URL {url!r} carries credentials; put them in a Secret instead")
+
+    if host in METADATA_HOSTNAMES:
+        raise UnsafeURLError(f"URL {url!r} points at {host!r}, a cloud metadata service")
+    if _is_localhost_name(host) and not policy.allow_loopback:
+        raise UnsafeURLError(f"URL {url!r} points at {host!r}, which is the local machine")
+
+    try:
+        literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        addresses = [literal]
+    elif resolver is None:
+        return
+    else:
+        try:
+            addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolver(host)]
+        except UnsafeURLError:
+            raise
+        except (OSError, ValueError) as err:
+            raise UnsafeURLError(
+                f"host {host!r} of URL {url!r} could not be resolved: {err}"
+            ) from err
+        if not addresses:
+            raise UnsafeURLError(f"host {host!r} of URL {url!r} resolved to no address")
+
+    for addr in addresses:
+        problem = _address_problem(addr, policy)
+        if problem is not None:
+            via = "" if literal is not None else f" (host {host!r} resolves to {addr})"
+            raise UnsafeURLError(
+                f"URL {url!r} points at {addr if literal is not None else host}, "
+                f"{problem}{via}; only public addresses may be fetched"
+            )
+
+
+def is_safe_url(
+    url: str, policy: URLPolicy | None = None, resolver: Resolver | None = system_resolver
+) -> bool:
+    """True when `check_url` accepts the URL."""
+    try:
+        check_url(url, policy, resolver)
+    except UnsafeURLError:
+        return False
+    return True
