@@ -20,4 +20,4 @@ cluster-up: install testbin ## Start the full local control plane in the backgro
 
 .PHONY: cluster-down
 cluster-down: ## Stop the local control plane started by cluster-up
-	@$(PY) -m kaito_common.testing.devcluster down --state $(DEV_DIR)/cluster
+	@$(PY) -m kaito_common.testing.devcluster down --state $(DEV_DIR)/cluster --kubeconfig $(DEV_DIR)/kubeconfig

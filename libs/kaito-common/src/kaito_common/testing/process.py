@@ -1,0 +1,116 @@
+"""One control plane component run as a child process in its own process group.
+
+Each component gets a session of its own (so a terminal's Ctrl-C reaches only the Python
+process, which then stops the components in order) and, on Linux, a parent-death signal (so a
+crashed or killed launcher takes its components with it instead of leaving them behind).
+Output goes to one log file per component.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: ask the kernel to SIGKILL it when the parent dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Component:
+    """A started component: its process, its command line and its log file."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self, *, die_with_parent: bool = True) -> None:
+        """Starts the process, appending its output to the log file."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            out.write(f"\n==> {' '.join(self.argv)}\n".encode())
+            out.flush()
+            preexec: Callable[[], None] | None = (
+                _die_with_parent if die_with_parent and sys.platform == "linux" else None
+            )
+            self._process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
+        log.info("Started component", extra={"component": self.name, "pid": self._process.pid})
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        """Sends ``sig`` to the component's whole process group."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, sig)
+
+    def wait(self, timeout: float) -> bool:
+        """Waits up to ``timeout`` seconds for the process to exit; True when it has."""
+        if self._process is None:
+            return True
+        try:
+            self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to the group, then SIGKILL to whatever is left after ``grace`` seconds."""
+        if self._process is None:
+            return
+        self.signal_group(signal.SIGTERM)
+        if not self.wait(grace):
+            log.warning(
+                "Killed component that ignored SIGTERM",
+                extra={"component": self.name, "grace_s": grace},
+            )
+        # Kill the group even when the leader exited: it must leave no child behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        self.wait(5.0)
+        log.info(
+            "Stopped component",
+            extra={"component": self.name, "exit_code": self._process.returncode},
+        )
+        self._process = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the component's log."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            text = f.read().decode("utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
