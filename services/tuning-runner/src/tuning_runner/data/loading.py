@@ -1,0 +1,154 @@
+"""Read dataset files (parquet, jsonl/json, csv, arrow) into rows; the extension decides the reader.
+
+pyarrow reads the files directly (no `datasets` cache folder, no extra import cost in the pod).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.ipc as pa_ipc
+import pyarrow.parquet as pq
+
+from tuning_runner.errors import DatasetError
+
+FORMATS = {
+    ".parquet": "parquet",
+    ".jsonl": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".arrow": "arrow",
+}
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    rows: list[Row]
+    files: list[Path]
+    format: str
+
+
+def format_of(path: Path, override: str | None = None) -> str:
+    if override:
+        ext = "." + override.lower().lstrip(".")
+        if ext not in FORMATS:
+            raise DatasetError(
+                f"dataset_extension {override!r} is not supported; use one of "
+                f"{', '.join(sorted(f.lstrip('.') for f in FORMATS))}"
+            )
+        return FORMATS[ext]
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DatasetError(
+            f"{path.name} has an unsupported extension; use .parquet, .jsonl, .json, .csv or .arrow"
+        )
+    return fmt
+
+
+def find_dataset_files(location: Path, override: str | None = None) -> list[Path]:
+    """The dataset file, or the supported files of a folder (sorted; hidden files skipped)."""
+    if location.is_file():
+        return [location]
+    if not location.is_dir():
+        raise DatasetError(f"dataset location {location} does not exist; was the input fetched?")
+    files = [
+        p
+        for p in sorted(location.iterdir())
+        if p.is_file()
+        and not p.name.startswith(".")
+        and (override is not None or p.suffix.lower() in FORMATS)
+    ]
+    if not files:
+        raise DatasetError(
+            f"no dataset file in {location}; expected .parquet, .jsonl, .json, .csv or .arrow"
+        )
+    return files
+
+
+def _read_arrow(path: Path) -> pa.Table:
+    with path.open("rb") as fh:
+        magic = fh.read(6)
+    # Arrow IPC "file" format starts with ARROW1; HF datasets writes the "stream" format.
+    if magic == b"ARROW1":
+        with pa_ipc.open_file(path) as reader:
+            return reader.read_all()
+    with pa_ipc.open_stream(path) as reader:
+        return reader.read_all()
+
+
+def _read_json(path: Path) -> list[Row]:
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        doc = json.loads(text)
+        if not all(isinstance(r, dict) for r in doc):
+            raise DatasetError(f"{path.name}: a JSON array of objects was expected")
+        return list(doc)
+    if stripped.startswith("{") and "\n" not in stripped.strip():
+        doc = json.loads(text)
+        # {"data": [...]} style documents
+        for value in doc.values():
+            if isinstance(value, list) and all(isinstance(r, dict) for r in value):
+                return list(value)
+        return [doc]
+    return _read_jsonl(path)
+
+
+def _read_jsonl(path: Path) -> list[Row]:
+    rows: list[Row] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DatasetError(
+                    f"{path.name} line {number} is not valid JSON: {err.msg}"
+                ) from err
+            if not isinstance(row, dict):
+                raise DatasetError(f"{path.name} line {number} is not a JSON object")
+            rows.append(row)
+    return rows
+
+
+def read_rows(path: Path, fmt: str) -> list[Row]:
+    try:
+        if fmt == "parquet":
+            return list(pq.read_table(path).to_pylist())
+        if fmt == "csv":
+            return list(pa_csv.read_csv(path).to_pylist())
+        if fmt == "arrow":
+            return list(_read_arrow(path).to_pylist())
+        if fmt == "jsonl":
+            return _read_jsonl(path)
+        return _read_json(path)
+    except DatasetError:
+        raise
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as err:
+        raise DatasetError(
+            f"{path.name} could not be read as {fmt}: {err}; check that the file is complete "
+            "and really is in that format"
+        ) from err
+
+
+def load_rows(location: Path, override: str | None = None) -> LoadedData:
+    files = find_dataset_files(location, override)
+    formats = {format_of(p, override) for p in files}
+    if len(formats) > 1:
+        raise DatasetError(
+            f"{location} mixes dataset formats ({', '.join(sorted(formats))}); keep one format"
+        )
+    rows: list[Row] = []
+    for path in files:
+        rows.extend(read_rows(path, format_of(path, override)))
+    if not rows:
+        raise DatasetError(f"the dataset in {location} has no rows")
+    return LoadedData(rows=rows, files=files, format=formats.pop())

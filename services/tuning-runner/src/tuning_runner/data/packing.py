@@ -1,0 +1,110 @@
+"""Packing and padding-free batches.
+
+Examples are packed into rows of at most `max_length` tokens (first-fit decreasing), and a batch
+of rows is flattened into ONE sequence with `position_ids` restarting at each example. Hugging
+Face models build a block-diagonal causal mask from such position ids when no attention mask is
+given (and no KV cache is used), so no token attends across examples and no padding is computed.
+The first label of every example is ignored so that no example learns to predict the next one.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from tuning_runner.data.examples import IGNORE_INDEX, Example
+
+
+@dataclass
+class PackedRow:
+    input_ids: list[int]
+    labels: list[int]
+    position_ids: list[int]
+
+    @property
+    def tokens(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def label_tokens(self) -> int:
+        return sum(1 for label in self.labels if label != IGNORE_INDEX)
+
+
+def _row_of(examples: list[Example]) -> PackedRow:
+    ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
+    for ex in examples:
+        ids.extend(ex.input_ids)
+        labels.append(IGNORE_INDEX)
+        labels.extend(ex.labels[1:])
+        positions.extend(range(len(ex.input_ids)))
+    return PackedRow(ids, labels, positions)
+
+
+def pack_examples(
+    examples: list[Example], max_length: int, *, packing: bool, seed: int = 42
+) -> list[PackedRow]:
+    """Rows for training. Without packing each example is its own row (still padding-free)."""
+    if not packing:
+        return [_row_of([ex]) for ex in examples]
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i].input_ids))
+    bins: list[list[Example]] = []
+    space: list[int] = []
+    for i in order:
+        ex = examples[i]
+        n = len(ex.input_ids)
+        for b, free in enumerate(space):
+            if n <= free:
+                bins[b].append(ex)
+                space[b] -= n
+                break
+        else:
+            bins.append([ex])
+            space.append(max_length - n)
+    rows = [_row_of(b) for b in bins]
+    # Decreasing order leaves the fullest rows first; shuffle so epochs do not start with them.
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+class PaddingFreeCollator:
+    """Flattens a list of rows into one `[1, total_tokens]` batch with packed position ids."""
+
+    def __init__(self, pad_to_multiple_of: int | None = None, pad_token_id: int = 0) -> None:
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, rows: list[PackedRow]) -> dict[str, Any]:
+        ids: list[int] = []
+        labels: list[int] = []
+        positions: list[int] = []
+        for row in rows:
+            ids.extend(row.input_ids)
+            labels.extend(row.labels)
+            positions.extend(row.position_ids)
+        if self.pad_to_multiple_of:
+            extra = -len(ids) % self.pad_to_multiple_of
+            # Padding is a separate tail "sequence" (positions restart at 0) with no labels.
+            ids.extend([self.pad_token_id] * extra)
+            labels.extend([IGNORE_INDEX] * extra)
+            positions.extend(range(extra))
+        return {
+            "input_ids": torch.tensor([ids], dtype=torch.long),
+            "labels": torch.tensor([labels], dtype=torch.long),
+            "position_ids": torch.tensor([positions], dtype=torch.long),
+        }
+
+
+class RowDataset(torch.utils.data.Dataset[PackedRow]):
+    def __init__(self, rows: list[PackedRow]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> PackedRow:
+        return self.rows[index]

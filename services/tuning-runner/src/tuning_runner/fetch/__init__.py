@@ -1,0 +1,1 @@
+"""`fetch`: bring the tuning input into the data folder."""

@@ -1,0 +1,135 @@
+"""Download input URLs into the data folder: SSRF guard, retries with backoff, size cap.
+
+Each file is written to a hidden `.part` file and renamed into place only when complete and
+non-empty, so the data folder never holds a half-downloaded file under its real name.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urljoin, urlsplit
+
+import httpx
+
+from kaito_common.urlguard import UnsafeURLError, URLPolicy, check_url
+from tuning_runner.errors import FetchError
+from tuning_runner.logs import log, warn
+
+MAX_REDIRECTS = 5
+_RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    max_bytes: int = 20 * 1024**3
+    attempts: int = 3
+    backoff_seconds: float = 1.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    allow_loopback: bool = False
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt."""
+
+
+def file_name_for(url: str) -> str:
+    """The last path segment of the URL, without query or fragment, percent-decoded."""
+    name = PurePosixPath(unquote(urlsplit(url).path)).name
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise FetchError(
+            f"URL {url!r} does not end in a file name; input URLs must name a file "
+            "(e.g. https://host/path/train.parquet)"
+        )
+    return name
+
+
+def _download_once(client: httpx.Client, url: str, target: Path, opts: FetchOptions) -> int:
+    policy = URLPolicy(allow_loopback=opts.allow_loopback)
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            check_url(current, policy)
+        except UnsafeURLError as err:
+            raise FetchError(f"refused to fetch input: {err}") from err
+        with client.stream("GET", current) as resp:
+            if resp.is_redirect and "Location" in resp.headers:
+                current = urljoin(current, resp.headers["Location"])
+                continue
+            if resp.status_code in _RETRYABLE_STATUS:
+                raise _Retryable(f"HTTP {resp.status_code}")
+            if resp.status_code != 200:
+                raise FetchError(
+                    f"fetching {url} failed with HTTP {resp.status_code}; "
+                    "check that the URL is right and publicly readable"
+                )
+            declared = int(resp.headers.get("Content-Length") or 0)
+            if declared > opts.max_bytes:
+                raise FetchError(
+                    f"{url} is {declared} bytes, over the {opts.max_bytes}-byte limit for inputs"
+                )
+            size = 0
+            part = target.with_name(f".{target.name}.part")
+            try:
+                with part.open("wb") as out:
+                    for chunk in resp.iter_bytes(1 << 20):
+                        size += len(chunk)
+                        if size > opts.max_bytes:
+                            raise FetchError(
+                                f"{url} exceeded the {opts.max_bytes}-byte limit for inputs"
+                            )
+                        out.write(chunk)
+                if size == 0:
+                    raise FetchError(f"{url} returned an empty file; an input must not be empty")
+                os.replace(part, target)
+            finally:
+                part.unlink(missing_ok=True)
+            return size
+    raise FetchError(f"fetching {url} followed more than {MAX_REDIRECTS} redirects")
+
+
+def fetch_urls(
+    urls: list[str],
+    dest: Path,
+    opts: FetchOptions,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Path]:
+    """Download every URL into `dest`; raises `FetchError` naming the URL that failed."""
+    if not urls:
+        raise FetchError("no input URLs were given")
+    names = [file_name_for(u) for u in urls]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise FetchError(f"several input URLs end in the same file name: {', '.join(dupes)}")
+    dest.mkdir(parents=True, exist_ok=True)
+    timeout = httpx.Timeout(opts.read_timeout, connect=opts.connect_timeout)
+    written: list[Path] = []
+    with httpx.Client(timeout=timeout, follow_redirects=False, transport=transport) as client:
+        for url, name in zip(urls, names, strict=True):
+            target = dest / name
+            last = ""
+            for attempt in range(1, opts.attempts + 1):
+                try:
+                    size = _download_once(client, url, target, opts)
+                except (_Retryable, httpx.TransportError) as err:
+                    last = str(err) or type(err).__name__
+                    if attempt < opts.attempts:
+                        delay = opts.backoff_seconds * 2 ** (attempt - 1)
+                        warn("Retrying download", url=url, attempt=attempt, error=last, delay=delay)
+                        sleep(delay)
+                    continue
+                log("Fetched input", url=url, file=str(target), bytes=size)
+                written.append(target)
+                break
+            else:
+                raise FetchError(
+                    f"fetching {url} failed after {opts.attempts} attempts ({last}); "
+                    "check that the host is reachable from the cluster"
+                )
+    return written

@@ -1,0 +1,1 @@
+"""OCI registry access: references, docker config auth, the registry client, adapter images."""

@@ -1,0 +1,1 @@
+"""`train`: LoRA / QLoRA fine-tuning with transformers + peft."""
