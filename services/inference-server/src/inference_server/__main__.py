@@ -1,11 +1,37 @@
-"""Entry point: `python -m inference_server`."""
+"""Entry point: `python -m inference_server --model DIR --served-model-name NAME`."""
 
+from __future__ import annotations
+
+import logging
+import os
 import sys
+from collections.abc import Sequence
 
 
-def main() -> int:
-    print("inference_server: not implemented yet", file=sys.stderr)
-    return 2
+def main(argv: Sequence[str] | None = None) -> int:
+    import uvicorn
+
+    from inference_server.app import build_app
+    from inference_server.engine.factory import create_engine
+    from inference_server.settings import parse_settings
+
+    settings = parse_settings(argv)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    engine = create_engine(settings, dict(os.environ))
+    app = build_app(settings, engine)
+    logging.getLogger("inference_server").info(
+        "Starting server host=%s port=%d model=%s served_model_name=%s",
+        settings.host,
+        settings.port,
+        settings.model,
+        settings.model_name,
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
 
 
 if __name__ == "__main__":

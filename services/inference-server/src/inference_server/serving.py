@@ -1,0 +1,198 @@
+"""The serving layer: turns API-level prompts and options into engine requests, enforces the
+context and token limits, and records metrics for every output a client receives. It knows
+nothing of FastAPI; the routers call it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from inference_server.engine.errors import QueueFullError
+from inference_server.engine.protocol import Engine
+from inference_server.engine.types import GenerationOutput, GenerationRequest, SamplingParams
+from inference_server.errors import InvalidRequestError, ModelNotFoundError
+from inference_server.metrics import ServerMetrics
+from inference_server.settings import ServerSettings
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Sampling as the APIs express it, before limits are applied."""
+
+    max_tokens: int | None = None
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    min_tokens: int = 0
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class CompletionService:
+    def __init__(self, settings: ServerSettings, engine: Engine, metrics: ServerMetrics) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.metrics = metrics
+
+    @property
+    def model_name(self) -> str:
+        return self.settings.model_name
+
+    def resolve_adapter(self, model: str | None) -> str | None:
+        """The adapter a request's `model` selects (None: the base model)."""
+        if not model or model == self.model_name:
+            return None
+        names = {a.name for a in self.engine.stats().adapters}
+        if model in names:
+            return model
+        raise ModelNotFoundError(model)
+
+    def encode_prompt(self, text: str) -> list[int]:
+        return self.engine.codec.encode(text)
+
+    def encode_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        codec = self.engine.codec
+        try:
+            rendered = codec.render_chat(messages, add_generation_prompt=True)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc), "messages") from exc
+        except Exception as exc:  # jinja errors: a message shape the template rejects
+            raise InvalidRequestError(f"chat template failed: {exc}", "messages") from exc
+        # The template already places the BOS token where the model wants it.
+        return codec.encode(rendered, add_special_tokens=False)
+
+    def build_request(
+        self,
+        prompt_ids: Sequence[int],
+        options: SamplingOptions,
+        *,
+        adapter: str | None,
+        max_tokens_param: str = "max_tokens",
+        truncate_prompt: bool = False,
+    ) -> GenerationRequest:
+        """Check the prompt and token budget against the context length."""
+        limit = self.engine.stats().max_model_len
+        ids = list(prompt_ids)
+        if truncate_prompt and options.max_tokens is not None:
+            keep = max(1, limit - options.max_tokens)
+            ids = ids[-keep:]
+        if not ids:
+            raise InvalidRequestError("prompt must not be empty", "prompt")
+        if len(ids) >= limit:
+            raise InvalidRequestError(
+                f"This model's maximum context length is {limit} tokens. However, your prompt "
+                f"has {len(ids)} tokens. Please reduce the length of the prompt.",
+                "prompt",
+            )
+        room = limit - len(ids)
+        max_tokens = options.max_tokens
+        if max_tokens is None:
+            max_tokens = min(self.settings.default_max_tokens, room)
+        if max_tokens < 1:
+            raise InvalidRequestError(f"{max_tokens_param} must be at least 1", max_tokens_param)
+        if max_tokens > room:
+            raise InvalidRequestError(
+                f"{max_tokens_param} is too large: {max_tokens}. This model's maximum context "
+                f"length is {limit} tokens and your request has {len(ids)} input tokens "
+                f"({max_tokens} > {limit} - {len(ids)}).",
+                max_tokens_param,
+            )
+        if options.temperature < 0:
+            raise InvalidRequestError("temperature must be non-negative", "temperature")
+        if not 0 < options.top_p <= 1:
+            raise InvalidRequestError("top_p must be in (0, 1]", "top_p")
+        if options.repetition_penalty <= 0:
+            raise InvalidRequestError("repetition_penalty must be positive", "repetition_penalty")
+        sampling = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=options.temperature,
+            top_k=max(0, options.top_k),
+            top_p=options.top_p,
+            repetition_penalty=options.repetition_penalty,
+            seed=options.seed,
+            stop=options.stop,
+            min_tokens=min(options.min_tokens, max_tokens),
+            ignore_eos=options.ignore_eos,
+        )
+        return GenerationRequest(
+            request_id=uuid.uuid4().hex,
+            prompt_token_ids=tuple(ids),
+            sampling=sampling,
+            adapter=adapter,
+        )
+
+    def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationOutput, None]:
+        """Submit to the engine (raising its errors now) and stream outputs with metrics."""
+        try:
+            stream = self.engine.submit(request)
+        except QueueFullError:
+            self.metrics.rate_limited.inc()
+            raise
+        return self._tracked(request, stream)
+
+    async def _tracked(
+        self, request: GenerationRequest, stream: AsyncGenerator[GenerationOutput, None]
+    ) -> AsyncGenerator[GenerationOutput, None]:
+        m = self.metrics
+        start = time.monotonic()
+        last: float | None = None
+        generated = 0
+        finish = "abort"
+        try:
+            async with aclosing(stream):
+                async for out in stream:
+                    now = time.monotonic()
+                    if out.queue_time_s is not None:
+                        m.queue_time.observe(out.queue_time_s)
+                    if out.token_ids:
+                        if last is None:
+                            m.ttft.observe(now - start)
+                        else:
+                            m.itl.observe(now - last)
+                        last = now
+                        generated += len(out.token_ids)
+                        m.generation_tokens.inc(len(out.token_ids))
+                    if out.finish_reason is not None:
+                        finish = out.finish_reason
+                    yield out
+        finally:
+            m.prompt_tokens.inc(len(request.prompt_token_ids))
+            m.request_prompt_tokens.observe(len(request.prompt_token_ids))
+            m.request_generation_tokens.observe(generated)
+            m.e2e.observe(time.monotonic() - start)
+            m.finished(finish)
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        text: list[str] = []
+        tokens: list[int] = []
+        finish = "abort"
+        completion_tokens = 0
+        stream = self.generate(request)
+        async with aclosing(stream):
+            async for out in stream:
+                text.append(out.text)
+                tokens.extend(out.token_ids)
+                completion_tokens = out.completion_tokens
+                if out.finish_reason is not None:
+                    finish = out.finish_reason
+        return Completion(
+            text="".join(text),
+            token_ids=tuple(tokens),
+            finish_reason=finish,
+            prompt_tokens=len(request.prompt_token_ids),
+            completion_tokens=completion_tokens,
+        )
