@@ -1,1 +1,1 @@
-"""workspace_controller service."""
+"""The Kaito workspace controller and its validating admission webhook."""

@@ -1,0 +1,1 @@
+"""The inference path: parameters ConfigMap, Services, the workload and its readiness."""

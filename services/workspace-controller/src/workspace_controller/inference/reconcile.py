@@ -1,0 +1,169 @@
+"""Converge the inference children of a workspace whose nodes are ready."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from kaito_common.api import labels as L
+from kaito_common.api.conditions import WorkspaceConditionType as C
+from kaito_common.api.workspace import Workspace
+from kaito_common.controller.apply import apply_if_changed
+from kaito_common.controller.client import KubeClient
+from kaito_common.controller.events import EventRecorder
+from kaito_common.controller.kinds import (
+    CONFIG_MAP,
+    DEPLOYMENT,
+    POD,
+    SERVICE,
+    STATEFUL_SET,
+    Kind,
+    Obj,
+    ObjectKey,
+)
+from kaito_common.presets import GPUSku, Preset
+from workspace_controller.caches import Caches
+from workspace_controller.inference.readiness import classify_pods, workload_readiness
+from workspace_controller.kinds import FIELD_MANAGER
+from workspace_controller.manifests.configmap import (
+    DEFAULT_INFERENCE_TEMPLATE,
+    inference_params_copy,
+)
+from workspace_controller.manifests.plan import ImageSettings, inference_plan, node_affinity
+from workspace_controller.manifests.service import headless_service_manifest, service_manifest
+from workspace_controller.manifests.workload import (
+    deployment_manifest,
+    statefulset_manifest,
+    template_deployment_manifest,
+)
+from workspace_controller.status.observations import Observations, Observed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    images: ImageSettings
+    release_namespace: str
+
+
+class InferenceReconciler:
+    def __init__(
+        self,
+        client: KubeClient,
+        caches: Caches,
+        events: EventRecorder,
+        options: InferenceOptions,
+    ) -> None:
+        self._client = client
+        self._caches = caches
+        self._events = events
+        self._options = options
+
+    async def _apply(self, kind: Kind, manifest: Obj, live: Obj | None) -> Obj | None:
+        return await apply_if_changed(self._client, kind, manifest, live, FIELD_MANAGER)
+
+    async def _config_map(self, ws: Workspace, owner: Obj) -> str | None:
+        assert ws.inference is not None
+        if ws.inference.config:
+            return ws.inference.config
+        template = self._caches.templates.get(
+            ObjectKey(self._options.release_namespace, DEFAULT_INFERENCE_TEMPLATE)
+        )
+        if template is None:
+            return None  # no chart defaults installed: the server runs with its own defaults
+        name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
+        manifest = inference_params_copy(name, namespace, owner, template)
+        live = self._caches.configmaps.get(ObjectKey(namespace, manifest["metadata"]["name"]))
+        await self._apply(CONFIG_MAP, manifest, live)
+        return str(manifest["metadata"]["name"])
+
+    async def reconcile(
+        self,
+        ws: Workspace,
+        ws_obj: Obj,
+        owner: Obj,
+        *,
+        preset: Preset | None,
+        sku: GPUSku | None,
+        runtime: str,
+        revision: int,
+        provisioned: bool,
+        obs: Observations,
+    ) -> bool:
+        """Apply the children and observe readiness; True when everything is rolled out."""
+        assert ws.inference is not None
+        name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
+        multi_node = preset is not None and preset.multi_node
+        config_map = await self._config_map(ws, owner)
+        load_balancer = (ws.metadata.annotations or {}).get(L.ANNOTATION_ENABLE_LB) == "True"
+        service = service_manifest(
+            name, namespace, owner, load_balancer=load_balancer, stateful=multi_node
+        )
+        await self._apply(SERVICE, service, self._caches.services.get(ObjectKey(namespace, name)))
+        if multi_node:
+            headless = headless_service_manifest(name, namespace, owner)
+            live = self._caches.services.get(ObjectKey(namespace, headless["metadata"]["name"]))
+            await self._apply(SERVICE, headless, live)
+
+        if preset is not None:
+            plan = inference_plan(
+                ws,
+                preset,
+                sku,
+                runtime=runtime,
+                revision=str(revision),
+                images=self._options.images,
+                config_map=config_map,
+                provisioned=provisioned,
+            )
+            if multi_node:
+                kind, manifest = STATEFUL_SET, statefulset_manifest(plan, owner)
+            else:
+                kind, manifest = DEPLOYMENT, deployment_manifest(plan, owner)
+        else:
+            kind = DEPLOYMENT
+            manifest = template_deployment_manifest(
+                name,
+                namespace,
+                owner,
+                ws.inference.template or {},
+                replicas=ws.resource.count,
+                revision=str(revision),
+                affinity=node_affinity(ws, provisioned),
+            )
+        cache = self._caches.statefulsets if kind is STATEFUL_SET else self._caches.deployments
+        live = cache.get(ObjectKey(namespace, name))
+        applied = await self._apply(kind, manifest, live)
+        if applied is not None:
+            verb = "Created" if live is None else "Updated"
+            log.info(
+                "%s %s namespace=%s workspace=%s revision=%d",
+                verb,
+                kind.kind,
+                namespace,
+                name,
+                revision,
+            )
+            await self._events.normal(
+                ws_obj, f"Workload{verb}", f"{verb} {kind.kind} {name} at revision {revision}"
+            )
+        workload = applied or live or manifest
+        readiness = workload_readiness(workload)
+        if readiness.serving:
+            reason = "InferenceReady" if readiness.rolled_out else "RolloutInProgress"
+            obs.set(C.INFERENCE_READY, Observed("True", reason, readiness.message))
+            return readiness.rolled_out
+        pods = await self._client.list_all(
+            POD, namespace, label_selector=f"{L.LABEL_WORKSPACE}={name}"
+        )
+        problem = classify_pods(pods)
+        if problem is not None:
+            reason, message = problem
+            obs.set(C.INFERENCE_READY, Observed("False", reason, f"{readiness.message}; {message}"))
+        else:
+            obs.set(
+                C.INFERENCE_READY,
+                Observed("False", "InferencePending", f"{readiness.message}; waiting for pods"),
+            )
+        return False

@@ -1,0 +1,161 @@
+"""The pod of an inference workload: one inference-server container on the GPU node(s)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kaito_common.api import labels as L
+from workspace_controller.manifests.plan import (
+    ADAPTERS_DIR,
+    CONFIG_DIR,
+    PROBE_PERIOD_S,
+    InferencePlan,
+    NodeAffinity,
+    dns_label,
+)
+from workspace_controller.manifests.service import SERVER_PORT, TORCH_PORT
+
+Obj = dict[str, Any]
+
+GPU_TOLERATIONS: list[Obj] = [
+    {"key": L.RESOURCE_NVIDIA_GPU, "operator": "Exists", "effect": "NoSchedule"},
+    {
+        "key": L.TAINT_SKU_KEY,
+        "operator": "Equal",
+        "value": L.TAINT_SKU_VALUE,
+        "effect": "NoSchedule",
+    },
+]
+
+
+def affinity_manifest(affinity: NodeAffinity) -> Obj:
+    expressions: list[Obj] = [
+        {"key": k, "operator": "In", "values": [v]}
+        for k, v in sorted(affinity.match_labels.items())
+    ]
+    expressions += [
+        {"key": k, "operator": "In", "values": list(values)}
+        for k, values in affinity.in_expressions
+    ]
+    if affinity.workspace:
+        expressions.append(
+            {"key": L.LABEL_WORKSPACE, "operator": "In", "values": [affinity.workspace]}
+        )
+    if not expressions:
+        return {}
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": expressions}]
+            }
+        }
+    }
+
+
+def _probe(failure_threshold: int) -> Obj:
+    return {
+        "httpGet": {"path": "/health", "port": SERVER_PORT, "scheme": "HTTP"},
+        "periodSeconds": PROBE_PERIOD_S,
+        "failureThreshold": failure_threshold,
+    }
+
+
+def _adapter_parts(plan: InferencePlan) -> tuple[list[Obj], list[Obj], list[Obj], list[Obj]]:
+    """(init containers, volumes, extra mounts of the server, env) for the adapters."""
+    inits: list[Obj] = []
+    volumes: list[Obj] = []
+    mounts: list[Obj] = []
+    env: list[Obj] = []
+    if not plan.adapters:
+        return inits, volumes, mounts, env
+    volumes.append({"name": "adapters", "emptyDir": {}})
+    mounts.append({"name": "adapters", "mountPath": ADAPTERS_DIR})
+    for index, adapter in enumerate(plan.adapters):
+        name = adapter.source.name or f"adapter-{index}"
+        target = f"{ADAPTERS_DIR}/{name}"
+        env.append({"name": name, "value": adapter.strength or "1.0"})
+        if adapter.source.image:
+            inits.append(
+                {
+                    "name": dns_label(f"adapter-{name}"),
+                    "image": adapter.source.image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["/bin/sh", "-c", f"mkdir -p {target} && cp -r /data/. {target}/"],
+                    "volumeMounts": [{"name": "adapters", "mountPath": ADAPTERS_DIR}],
+                    "securityContext": {"allowPrivilegeEscalation": False},
+                }
+            )
+        elif adapter.source.volume_source:
+            volume = dns_label(f"adapter-{index}-{name}")
+            volumes.append({"name": volume, **adapter.source.volume_source})
+            mounts.append({"name": volume, "mountPath": target, "readOnly": True})
+    return inits, volumes, mounts, env
+
+
+def pod_template(plan: InferencePlan) -> Obj:
+    inits, adapter_volumes, adapter_mounts, adapter_env = _adapter_parts(plan)
+    volumes: list[Obj] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+    mounts: list[Obj] = [{"name": "dshm", "mountPath": "/dev/shm"}]
+    if plan.config_map:
+        volumes.append({"name": "config", "configMap": {"name": plan.config_map}})
+        mounts.append({"name": "config", "mountPath": CONFIG_DIR, "readOnly": True})
+    volumes += adapter_volumes
+    mounts += adapter_mounts
+    env = list(adapter_env)
+    if plan.model_access_secret:
+        env.append(
+            {
+                "name": "HF_TOKEN",
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": plan.model_access_secret,
+                        "key": "HF_TOKEN",
+                        "optional": True,
+                    }
+                },
+            }
+        )
+    resources: Obj = {}
+    if plan.gpus > 0:
+        gpus = {L.RESOURCE_NVIDIA_GPU: str(plan.gpus)}
+        resources = {"requests": dict(gpus), "limits": dict(gpus)}
+    container: Obj = {
+        "name": plan.name,
+        "image": plan.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(plan.command),
+        "ports": [
+            {"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"},
+            {"name": "torch", "containerPort": TORCH_PORT, "protocol": "TCP"},
+        ],
+        "resources": resources,
+        # The startup probe covers model loading (sized to the preset's readiness timeout), so
+        # liveness needs no long initial delay.
+        "startupProbe": _probe(plan.startup_failure_threshold),
+        "readinessProbe": _probe(3),
+        "livenessProbe": _probe(3),
+        "volumeMounts": mounts,
+        "securityContext": {"allowPrivilegeEscalation": False},
+    }
+    if env:
+        container["env"] = env
+    spec: Obj = {
+        "containers": [container],
+        "tolerations": [dict(t) for t in GPU_TOLERATIONS],
+        "volumes": volumes,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+    }
+    affinity = affinity_manifest(plan.affinity)
+    if affinity:
+        spec["affinity"] = affinity
+    if inits:
+        spec["initContainers"] = inits
+    if plan.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": s} for s in plan.image_pull_secrets]
+    return {
+        "metadata": {
+            "labels": {L.LABEL_WORKSPACE: plan.name},
+            "annotations": {L.ANNOTATION_WORKSPACE_REVISION: plan.revision},
+        },
+        "spec": spec,
+    }

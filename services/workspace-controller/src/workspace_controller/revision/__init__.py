@@ -1,0 +1,1 @@
+"""ControllerRevisions: one per distinct spec of a workspace, numbered, at most ten kept."""

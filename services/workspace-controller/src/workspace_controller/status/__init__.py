@@ -1,0 +1,1 @@
+"""The workspace's status as a pure function of what a reconcile observed."""

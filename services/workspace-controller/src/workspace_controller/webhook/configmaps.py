@@ -1,0 +1,116 @@
+"""Checks of the ConfigMaps a Workspace names (they need a read of the cluster)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import yaml
+
+Obj = dict[str, Any]
+
+INFERENCE_KEY = "inference_config.yaml"
+TUNING_KEY = "training_config.yaml"
+TUNING_SECTIONS = frozenset(
+    {
+        "ModelConfig",
+        "QuantizationConfig",
+        "LoraConfig",
+        "TrainingArguments",
+        "DatasetConfig",
+        "DataCollator",
+    }
+)
+
+
+class ConfigMapReader(Protocol):
+    async def get(self, namespace: str, name: str) -> Obj | None: ...
+
+
+class FakeConfigMapReader:
+    """ConfigMaps held in memory, for unit tests."""
+
+    def __init__(self, items: dict[tuple[str, str], Obj] | None = None) -> None:
+        self.items = dict(items or {})
+
+    async def get(self, namespace: str, name: str) -> Obj | None:
+        return self.items.get((namespace, name))
+
+
+def _not_found(name: str, namespace: str) -> str:
+    return f"ConfigMap '{name}' specified in 'config' not found in namespace '{namespace}'"
+
+
+def check_inference_config(config_map: Obj | None, name: str, namespace: str) -> list[str]:
+    path = "inference.config"
+    if config_map is None:
+        return [f"{path}: {_not_found(name, namespace)}"]
+    text = (config_map.get("data") or {}).get(INFERENCE_KEY)
+    if text is None:
+        return [f"{path}: ConfigMap '{name}' has no key {INFERENCE_KEY}"]
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        return [f"{path}: {INFERENCE_KEY} in ConfigMap '{name}' is not valid YAML: {err}"]
+    return []
+
+
+def _bool_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, bool)
+
+
+def check_tuning_config(
+    config_map: Obj | None, name: str, namespace: str, method: str
+) -> list[str]:
+    path = "tuning.config"
+    if config_map is None:
+        return [f"{path}: {_not_found(name, namespace)}"]
+    text = (config_map.get("data") or {}).get(TUNING_KEY)
+    if text is None:
+        return [f"{path}: ConfigMap '{name}' has no key {TUNING_KEY}"]
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        return [f"{path}: {TUNING_KEY} in ConfigMap '{name}' is not valid YAML: {err}"]
+    if not isinstance(data, dict) or not isinstance(data.get("training_config"), dict):
+        return [f"{path}: {TUNING_KEY} must have the top-level key training_config"]
+    training = data["training_config"]
+    errors = [
+        f"{path}: Unrecognized section: {section}"
+        for section in sorted(set(training) - TUNING_SECTIONS)
+    ]
+    quant = training.get("QuantizationConfig") or {}
+    four, eight = quant.get("load_in_4bit"), quant.get("load_in_8bit")
+    if not _bool_or_none(four) or not _bool_or_none(eight):
+        errors.append(f"{path}: load_in_4bit and load_in_8bit must be booleans")
+    elif four and eight:
+        errors.append(f"{path}: load_in_4bit and load_in_8bit cannot both be true")
+    elif method == "lora" and (four or eight):
+        errors.append(
+            f"{path}: lora does not quantize: load_in_4bit and load_in_8bit must be false"
+        )
+    elif method == "qlora" and not (four or eight):
+        errors.append(f"{path}: qlora needs load_in_4bit or load_in_8bit to be true")
+    output_dir = (training.get("TrainingArguments") or {}).get("output_dir")
+    if output_dir is not None:
+        parts = str(output_dir).split("/")
+        if not str(output_dir).startswith("/mnt/") or ".." in parts or len(parts) < 3:
+            errors.append(
+                f"{path}: Invalid output_dir specified: '{output_dir}', must be a directory "
+                "under /mnt"
+            )
+    return errors
+
+
+async def check_config_maps(obj: Obj, reader: ConfigMapReader) -> list[str]:
+    namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+    inference = obj.get("inference") or {}
+    tuning = obj.get("tuning") or {}
+    errors: list[str] = []
+    if inference.get("config"):
+        name = str(inference["config"])
+        errors += check_inference_config(await reader.get(namespace, name), name, namespace)
+    if tuning.get("config"):
+        name = str(tuning["config"])
+        method = str(tuning.get("method") or "").lower()
+        errors += check_tuning_config(await reader.get(namespace, name), name, namespace, method)
+    return errors

@@ -1,0 +1,120 @@
+"""The HTTPS admission endpoint: AdmissionReview in, allowed or denied with reasons out.
+
+Reads only what it must (named ConfigMaps), with a short timeout, and never does DNS: the
+API server calls it with failurePolicy Fail, so it answers fast and a crash denies.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from typing import Any
+
+from aiohttp import web
+
+from kaito_common.controller.client import KubeClient
+from kaito_common.controller.kinds import CONFIG_MAP
+from workspace_controller.webhook.certs import ServingCert
+from workspace_controller.webhook.configmaps import ConfigMapReader, check_config_maps
+from workspace_controller.webhook.registration import WEBHOOK_PATH
+from workspace_controller.webhook.rules import (
+    RuleContext,
+    spec_changed,
+    validate_create,
+    validate_update,
+)
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+class ApiConfigMapReader:
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
+
+    async def get(self, namespace: str, name: str) -> Obj | None:
+        return await self._client.get_or_none(CONFIG_MAP, name, namespace)
+
+
+class WorkspaceValidator:
+    def __init__(self, ctx: RuleContext, config_maps: ConfigMapReader) -> None:
+        self._ctx = ctx
+        self._config_maps = config_maps
+
+    async def errors(self, request: Obj) -> list[str]:
+        operation = request.get("operation")
+        obj: Obj = request.get("object") or {}
+        old: Obj = request.get("oldObject") or {}
+        meta = obj.setdefault("metadata", {})
+        meta.setdefault("namespace", request.get("namespace"))
+        if operation == "CREATE":
+            errors = validate_create(obj, self._ctx)
+        elif operation == "UPDATE":
+            errors = validate_update(old, obj, self._ctx)
+            if errors or not spec_changed(old, obj) or meta.get("deletionTimestamp"):
+                return errors
+        else:
+            return []
+        if not errors:
+            errors = await check_config_maps(obj, self._config_maps)
+        return errors
+
+
+def review_response(uid: str, errors: list[str]) -> Obj:
+    response: Obj = {"uid": uid, "allowed": not errors}
+    if errors:
+        response["status"] = {
+            "code": 422,
+            "reason": "Invalid",
+            "message": "; ".join(errors),
+        }
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
+
+def build_app(validator: WorkspaceValidator) -> web.Application:
+    async def validate(request: web.Request) -> web.Response:
+        started = time.monotonic()
+        review = await request.json()
+        admission: Obj = review.get("request") or {}
+        uid = str(admission.get("uid") or "")
+        try:
+            errors = await validator.errors(admission)
+        except Exception as err:  # fail closed, with a reason a person can act on
+            log.exception("Validation failed uid=%s", uid)
+            errors = [f"the workspace webhook could not validate the request: {err}"]
+        log.info(
+            "Validated workspace operation=%s namespace=%s name=%s allowed=%s durationMs=%.1f",
+            admission.get("operation"),
+            admission.get("namespace"),
+            admission.get("name"),
+            not errors,
+            (time.monotonic() - started) * 1000,
+        )
+        return web.json_response(review_response(uid, errors))
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post(WEBHOOK_PATH, validate)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def serve(
+    validator: WorkspaceValidator, cert: ServingCert, host: str, port: int
+) -> tuple[web.AppRunner, int]:
+    """Start serving; returns the runner (for cleanup) and the bound port."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert.cert_file, cert.key_file)
+    runner = web.AppRunner(build_app(validator), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=context)
+    await site.start()
+    server: Any = site._server
+    sockets = server.sockets if server is not None else []
+    bound = int(sockets[0].getsockname()[1]) if sockets else port
+    log.info("Serving the validating webhook port=%d path=%s", bound, WEBHOOK_PATH)
+    return runner, bound

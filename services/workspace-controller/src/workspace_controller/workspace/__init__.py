@@ -1,0 +1,1 @@
+"""The Workspace reconciler: the level-triggered flow of docs/workspace-controller.md."""
