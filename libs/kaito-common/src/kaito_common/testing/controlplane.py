@@ -74,6 +74,7 @@ _ADMISSION_PLUGINS = ",".join(
 _CONTROLLERS = ",".join(
     [
         "garbage-collector-controller",
+        "clusterrole-aggregation-controller",
         "serviceaccount-token-controller",
         "serviceaccount-controller",
         "root-ca-certificate-publisher-controller",
@@ -91,6 +92,9 @@ _CONTROLLERS = ",".join(
         "resourcequota-controller",
         "pod-garbage-collector-controller",
         "node-lifecycle-controller",
+        "taint-eviction-controller",
+        "service-cidr-controller",
+        "validatingadmissionpolicy-status-controller",
     ]
 )
 
@@ -231,14 +235,20 @@ class ControlPlane:
         self._run_apiserver(old.argv)
         log.info("Restarted kube-apiserver", extra={"server": self.server})
 
-    def compact_etcd(self) -> int:
+    def compact_etcd(self, *, restart_apiserver: bool = True) -> int:
         """Compacts etcd to its current revision and returns that revision.
 
-        Watches and lists from a resourceVersion older than it then fail with 410 Gone."""
+        The API server's watch cache keeps serving recent history from memory even after etcd
+        has compacted it, so by default kube-apiserver is then restarted (as after an upgrade):
+        its cache starts afresh at the current revision and every watch from an older
+        resourceVersion gets 410 Gone, for built-in and custom resources alike. Open watches
+        are cut, so clients resume from their last resourceVersion and see the 410."""
         header = self._etcd_post("/v3/kv/range", {"key": base64.b64encode(b"/").decode()})
         revision = int(header["header"]["revision"])
         self._etcd_post("/v3/kv/compaction", {"revision": revision, "physical": True})
         log.info("Compacted etcd", extra={"revision": revision})
+        if restart_apiserver:
+            self.restart_apiserver()
         return revision
 
     def kubectl(
