@@ -44,6 +44,7 @@ class VllmEngine:
         self._running = 0
         self._waiting = 0
         self._max_model_len = settings.max_model_len
+        self._pending_aborts: set[asyncio.Future[Any]] = set()
 
     @property
     def codec(self) -> HFTextCodec:
@@ -150,7 +151,9 @@ class VllmEngine:
 
     def cancel(self, request_id: str) -> None:
         if self._engine is not None:
-            asyncio.ensure_future(self._engine.abort(request_id))
+            task = asyncio.ensure_future(self._engine.abort(request_id))
+            self._pending_aborts.add(task)
+            task.add_done_callback(self._pending_aborts.discard)
 
     def stats(self) -> EngineStats:
         return EngineStats(
