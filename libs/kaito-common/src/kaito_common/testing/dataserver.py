@@ -24,7 +24,7 @@ class DataServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="dataserver", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="dataserver", daemon=True
         )
 
     @property

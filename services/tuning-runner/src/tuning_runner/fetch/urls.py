@@ -39,7 +39,8 @@ class _Retryable(Exception):
 
 def file_name_for(url: str) -> str:
     """The last path segment of the URL, without query or fragment, percent-decoded."""
-    name = PurePosixPath(unquote(urlsplit(url).path)).name
+    path = unquote(urlsplit(url).path)
+    name = "" if path.endswith("/") else PurePosixPath(path).name
     if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
         raise FetchError(
             f"URL {url!r} does not end in a file name; input URLs must name a file "

@@ -192,11 +192,12 @@ class HttpRegistryClient:
         if start.status_code != 202 or "Location" not in start.headers:
             raise self._fail(f"starting the upload of blob {digest} to {repository}", start)
         location = urljoin(f"{self.base}/", start.headers["Location"])
+        # The Location carries the upload's state in its query: add the digest, keep the rest.
+        target = str(httpx.URL(location).copy_merge_params({"digest": digest}))
         done = self._request(
             "PUT",
-            location,
+            target,
             scope,
-            params={"digest": digest},
             content=data,
             headers={"Content-Type": "application/octet-stream"},
         )

@@ -1,0 +1,107 @@
+"""`fetch` of input URLs from a real HTTP server on loopback, and its refusals."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kaito_common.testing.dataserver import DataServer
+from tuning_runner.errors import FetchError
+from tuning_runner.fetch.urls import FetchOptions, fetch_urls, file_name_for
+
+LOOPBACK = FetchOptions(allow_loopback=True, attempts=2, backoff_seconds=0.0, read_timeout=5)
+
+
+def test_fetches_files_named_by_the_url_path(data_server: DataServer, tmp_path: Path) -> None:
+    (data_server.root / "train.parquet").write_bytes(b"PAR1 fake but non-empty")
+    (data_server.root / "more.jsonl").write_text('{"text": "x"}\n')
+    dest = tmp_path / "data"
+    got = fetch_urls(
+        [data_server.url_for("train.parquet?sig=abc&se=1"), data_server.url_for("more.jsonl#x")],
+        dest,
+        LOOPBACK,
+    )
+    assert [p.name for p in got] == ["train.parquet", "more.jsonl"]
+    assert (dest / "train.parquet").read_bytes() == b"PAR1 fake but non-empty"
+    assert sorted(p.name for p in dest.iterdir()) == ["more.jsonl", "train.parquet"]
+
+
+def test_refuses_loopback_without_the_test_switch(data_server: DataServer, tmp_path: Path) -> None:
+    (data_server.root / "a.csv").write_text("text\nx\n")
+    with pytest.raises(FetchError, match="loopback"):
+        fetch_urls([data_server.url_for("a.csv")], tmp_path, FetchOptions())
+    assert not (tmp_path / "a.csv").exists()
+
+
+def test_404_names_the_url_and_leaves_nothing(data_server: DataServer, tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="HTTP 404"):
+        fetch_urls([data_server.url_for("missing.parquet")], tmp_path / "data", LOOPBACK)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_empty_file_is_refused(data_server: DataServer, tmp_path: Path) -> None:
+    (data_server.root / "empty.jsonl").write_bytes(b"")
+    with pytest.raises(FetchError, match="empty"):
+        fetch_urls([data_server.url_for("empty.jsonl")], tmp_path / "data", LOOPBACK)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_size_cap(data_server: DataServer, tmp_path: Path) -> None:
+    (data_server.root / "big.csv").write_bytes(b"x" * 5000)
+    opts = FetchOptions(allow_loopback=True, max_bytes=1000)
+    with pytest.raises(FetchError, match="limit"):
+        fetch_urls([data_server.url_for("big.csv")], tmp_path / "data", opts)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_unreachable_host_fails_after_retries(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    delays: list[float] = []
+    opts = FetchOptions(allow_loopback=True, attempts=3, backoff_seconds=0.5, connect_timeout=2)
+    with pytest.raises(FetchError, match="after 3 attempts"):
+        fetch_urls([f"http://127.0.0.1:{port}/a.jsonl"], tmp_path, opts, sleep=delays.append)
+    assert delays == [0.5, 1.0]  # exponential backoff
+
+
+def test_retries_server_errors_then_succeeds(tmp_path: Path) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url)
+        if len(calls) < 3:
+            return httpx.Response(503)
+        return httpx.Response(200, content=b"text\nhello\n")
+
+    opts = FetchOptions(attempts=3, backoff_seconds=0)
+    got = fetch_urls(
+        ["https://93.184.216.34/d/train.csv"],
+        tmp_path,
+        opts,
+        transport=httpx.MockTransport(handler),
+        sleep=lambda _: None,
+    )
+    assert got[0].read_bytes() == b"text\nhello\n" and len(calls) == 3
+
+
+def test_redirect_to_metadata_is_refused(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"Location": "http://169.254.169.254/latest/"})
+
+    with pytest.raises(FetchError, match="metadata"):
+        fetch_urls(
+            ["https://93.184.216.34/d/train.csv"],
+            tmp_path,
+            FetchOptions(),
+            transport=httpx.MockTransport(handler),
+        )
+
+
+@pytest.mark.parametrize("url", ["https://h.io/", "https://h.io/dir/", "https://h.io/.hidden"])
+def test_urls_must_name_a_file(url: str) -> None:
+    with pytest.raises(FetchError, match="file name"):
+        file_name_for(url)
