@@ -1,4 +1,4 @@
-"""OCI references, docker config auth, and adapter images pushed to and pulled from a real registry."""
+"""OCI references, docker config auth, adapter images pushed to and pulled from a real registry."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def test_push_and_pull_against_the_real_registry(registry: LocalRegistry, tmp_pa
         again = push_adapter(client, ref, source, "phi-4-mini-instruct")
         assert again.manifest_digest == pushed.manifest_digest  # deterministic layer
 
-        manifest_raw, media_type = client.get_manifest(ref.repository, "v1")
+        manifest_raw, _ = client.get_manifest(ref.repository, "v1")
         manifest = json.loads(manifest_raw)
         assert manifest["annotations"][MODEL_NAME_ANNOTATION] == "phi-4-mini-instruct"
         assert manifest["config"]["mediaType"] == OCI_CONFIG
@@ -115,23 +115,29 @@ def test_push_and_pull_against_the_real_registry(registry: LocalRegistry, tmp_pa
 def test_wrong_or_missing_credentials_fail_clearly(registry: LocalRegistry, tmp_path: Path) -> None:
     source = _adapter(tmp_path / "adapter")
     ref = ImageReference.parse(f"{registry.host}/adapters/denied:v1")
-    with HttpRegistryClient(ref.registry, None, plain_http=True) as anonymous:
-        with pytest.raises(RegistryError, match="needs credentials"):
-            push_adapter(anonymous, ref, source, "m")
+    with (
+        HttpRegistryClient(ref.registry, None, plain_http=True) as anonymous,
+        pytest.raises(RegistryError, match="needs credentials"),
+    ):
+        push_adapter(anonymous, ref, source, "m")
     bad = DockerConfig.from_json(
         json.dumps({"auths": {registry.host: {"username": registry.username, "password": "nope"}}})
     )
-    with HttpRegistryClient(ref.registry, bad.for_registry(registry.host), plain_http=True) as c:
-        with pytest.raises(RegistryError, match="credentials rejected"):
-            push_adapter(c, ref, source, "m")
+    with (
+        HttpRegistryClient(ref.registry, bad.for_registry(registry.host), plain_http=True) as c,
+        pytest.raises(RegistryError, match="credentials rejected"),
+    ):
+        push_adapter(c, ref, source, "m")
 
 
 def test_pull_of_a_missing_tag_names_it(registry: LocalRegistry, tmp_path: Path) -> None:
     ref = ImageReference.parse(f"{registry.host}/adapters/none:v9")
     docker_config = registry.write_docker_config(tmp_path / "cfg.json")
-    with client_for(ref, [docker_config], [], 30) as client:
-        with pytest.raises(RegistryError, match="HTTP 404"):
-            pull_image(client, ref, tmp_path / "out")
+    with (
+        client_for(ref, [docker_config], [], 30) as client,
+        pytest.raises(RegistryError, match="HTTP 404"),
+    ):
+        pull_image(client, ref, tmp_path / "out")
     assert not (tmp_path / "out" / "adapter_config.json").exists()
 
 
