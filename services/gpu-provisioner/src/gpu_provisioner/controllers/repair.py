@@ -1,0 +1,76 @@
+"""Node repair: a claim's Node that stays NotReady (Ready False or Unknown) for the configured
+time gets its claim deleted, so that whoever asked for the node can ask again."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from gpu_provisioner import claims
+from kaito_common.controller.client import KubeClient
+from kaito_common.controller.clock import parse_time
+from kaito_common.controller.controller import Result
+from kaito_common.controller.kinds import Obj, ObjectKey
+from kaito_common.controller.store import StoreReader
+
+log = logging.getLogger(__name__)
+
+
+def owning_claim(node: Obj) -> str | None:
+    for ref in claims.meta(node).get("ownerReferences") or []:
+        if ref.get("kind") == "NodeClaim" and str(ref.get("apiVersion", "")).startswith(
+            "karpenter.sh/"
+        ):
+            return str(ref.get("name"))
+    return None
+
+
+def unhealthy_since(node: Obj) -> dt.datetime | None:
+    """When the Node's Ready condition left True, or None while it is Ready (or has none yet)."""
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            if cond.get("status") == "True":
+                return None
+            stamp = cond.get("lastTransitionTime")
+            return parse_time(stamp) if stamp else None
+    return None
+
+
+class NodeRepair:
+    def __init__(
+        self,
+        kube: KubeClient,
+        claim_store: StoreReader,
+        node_store: StoreReader,
+        *,
+        after_s: float = 600.0,
+    ) -> None:
+        self._kube = kube
+        self._claims = claim_store
+        self._nodes = node_store
+        self.after_s = after_s
+
+    async def reconcile(self, key: ObjectKey) -> Result | None:
+        node = self._nodes.get(key)
+        if node is None or claims.is_deleting(node):
+            return None
+        claim_name = owning_claim(node)
+        if claim_name is None:
+            return None
+        claim = self._claims.get(ObjectKey("", claim_name))
+        if claim is None or claims.is_deleting(claim) or not claims.is_managed(claim):
+            return None
+        since = unhealthy_since(node)
+        if since is None:
+            return None
+        unhealthy_s = (dt.datetime.now(dt.UTC) - since).total_seconds()
+        if unhealthy_s < self.after_s:
+            return Result(requeue_after=self.after_s - unhealthy_s)
+        log.warning(
+            "Deleting nodeclaim of an unhealthy node nodeclaim=%s node=%s notReadyFor=%.0fs",
+            claim_name,
+            key.name,
+            unhealthy_s,
+        )
+        await self._kube.delete(claims.NODECLAIM, claim_name)
+        return None
