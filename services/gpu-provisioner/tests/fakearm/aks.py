@@ -43,7 +43,11 @@ def parse_taint(text: str) -> dict[str, str]:
 
 
 def node_manifest(
-    pool: str, properties: dict[str, Any], subscription: str, node_resource_group: str, location: str
+    pool: str,
+    properties: dict[str, Any],
+    subscription: str,
+    node_resource_group: str,
+    location: str,
 ) -> dict[str, Any]:
     vm_size = str(properties.get("vmSize"))
     name = node_name(pool)
@@ -86,14 +90,18 @@ def node_manifest(
 
 
 class AksNodes:
-    def __init__(self, kube: KubeClient, subscription: str, node_resource_group: str, location: str):
+    def __init__(
+        self, kube: KubeClient, subscription: str, node_resource_group: str, location: str
+    ):
         self._kube = kube
         self._subscription = subscription
         self._node_rg = node_resource_group
         self._location = location
 
     async def join(self, pool: str, properties: dict[str, Any]) -> None:
-        manifest = node_manifest(pool, properties, self._subscription, self._node_rg, self._location)
+        manifest = node_manifest(
+            pool, properties, self._subscription, self._node_rg, self._location
+        )
         if await self._kube.get_or_none(NODE, manifest["metadata"]["name"]) is None:
             await self._kube.create(NODE, manifest)
 

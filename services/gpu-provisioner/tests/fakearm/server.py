@@ -17,6 +17,7 @@ import contextlib
 import random
 import re
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,9 @@ class Operation:
     error: dict[str, str] | None = None
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
     )
@@ -95,8 +98,11 @@ class FakeArm:
         self.pools: dict[str, Pool] = {}
         self.operations: dict[str, Operation] = {}
         self.requests: list[tuple[str, str, Any]] = []
+        self.injected: Counter[int] = Counter()  # faults served, by HTTP status
         self.create_bodies: dict[str, list[dict[str, Any]]] = {}
-        self.aks = AksNodes(kube, subscription, f"MC_{resource_group}_{cluster}_{location}", location)
+        self.aks = AksNodes(
+            kube, subscription, f"MC_{resource_group}_{cluster}_{location}", location
+        )
         self._work_dir = work_dir
         self._runner: web.AppRunner | None = None
         self._random = random.Random(1234)
@@ -148,6 +154,7 @@ class FakeArm:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return _error(401, "InvalidAuthenticationToken", "The access token is invalid.")
         if self._random.random() < self.faults.throttle_rate:
+            self.injected[429] += 1
             return _error(
                 429,
                 "TooManyRequests",
@@ -155,6 +162,7 @@ class FakeArm:
                 {"Retry-After": str(self.faults.retry_after_s)},
             )
         if self._random.random() < self.faults.error_rate:
+            self.injected[500] += 1
             return _error(500, "InternalServerError", "An internal server error occurred.")
         response: web.StreamResponse = await handler(request)
         return response
