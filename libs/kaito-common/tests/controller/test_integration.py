@@ -31,7 +31,7 @@ from kaito_common.controller.kinds import (
     Obj,
     ObjectKey,
 )
-from kaito_common.controller.manager import Manager, ManagerSettings
+from kaito_common.controller.manager import LeaderElectionLost, Manager, ManagerSettings
 from kaito_common.controller.meta import (
     add_finalizer,
     controller_reference,
@@ -336,6 +336,7 @@ async def test_a_burst_of_changes_is_reconciled_far_fewer_times_and_ends_correct
             await kube.patch(sample_kind, "busy", {"spec": {"message": f"v{i}"}}, namespace)
         await eventually(lambda: converged(kube, sample_kind, namespace, "busy", "v100"))
         burst_reconciles = rec.calls[key] - before
+        print(f"RESULT burst: {burst_reconciles} reconciles for 100 changes")
         assert burst_reconciles < 50, burst_reconciles
 
 
@@ -461,6 +462,7 @@ async def test_two_managers_one_lease_only_the_leader_reconciles_and_hands_over(
             leader.stop()
             await eventually(lambda: standby.is_leader, 5, 0.02, "the standby to lead")
             handover_s = time.monotonic() - stopped_at
+            print(f"RESULT lease handover: {handover_s:.2f} s (lease duration 2 s)")
             assert handover_s < lease["lease_duration_s"], handover_s
             await kube.patch(sample_kind, "led", {"spec": {"message": "y"}}, namespace)
             await eventually(lambda: converged(kube, sample_kind, namespace, "led", "y"))
@@ -496,3 +498,48 @@ async def test_manager_without_leader_election_stops_cleanly(make_manager: Manag
     async with running(manager):
         await eventually(lambda: manager.http_port is not None)
     assert api.writes == 0
+
+
+async def test_a_leader_cut_off_from_the_api_stops_and_the_standby_takes_over(
+    sample_kind: Kind,
+    namespace: str,
+    kube: KubeClient,
+    make_manager: ManagerFactory,
+    proxy: TcpProxy,
+) -> None:
+    lease = {
+        "leader_election": True,
+        "lease_namespace": namespace,
+        "lease_name": "cut-lock",
+        "lease_duration_s": 2.0,
+        "renew_deadline_s": 1.5,
+        "retry_period_s": 0.2,
+    }
+    leader, _ = await make_manager(host=f"https://127.0.0.1:{proxy.port}", identity="a", **lease)
+    standby, _ = await make_manager(identity="b", **lease)
+    rec_leader = SampleReconciler(leader, namespace)
+    rec_standby = SampleReconciler(standby, namespace)
+    leader_task = asyncio.create_task(leader.run())
+    await eventually(lambda: leader.is_leader, what="the first manager to lead")
+    async with running(standby):
+        await kube.create(sample_kind, sample(namespace, "s", "1"))
+        await eventually(lambda: converged(kube, sample_kind, namespace, "s", "1"))
+        assert sum(rec_standby.calls.values()) == 0
+        cut_at = time.monotonic()
+        proxy.cut(refuse=True)  # the leader can no longer renew (nor release) its lease
+        with pytest.raises(LeaderElectionLost):
+            await asyncio.wait_for(leader_task, 10)
+        lost_s = time.monotonic() - cut_at
+        assert not leader.is_leader
+        await eventually(lambda: standby.is_leader, 10, 0.02, "the standby to lead")
+        takeover_s = time.monotonic() - cut_at
+        print(
+            f"RESULT cut-off leader stopped after {lost_s:.2f} s, standby led after {takeover_s:.2f} s"
+        )
+        # Renewals stop at the cut; the lease expires one duration after the last one.
+        assert takeover_s < lease["lease_duration_s"] + 1.0, takeover_s
+        calls_leader = sum(rec_leader.calls.values())
+        await kube.patch(sample_kind, "s", {"spec": {"message": "2"}}, namespace)
+        await eventually(lambda: converged(kube, sample_kind, namespace, "s", "2"))
+        assert sum(rec_standby.calls.values()) > 0
+        assert sum(rec_leader.calls.values()) == calls_leader

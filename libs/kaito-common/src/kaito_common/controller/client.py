@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 import aiohttp
@@ -190,7 +190,7 @@ class KubeClient:
         *,
         label_selector: str | None = None,
         timeout_s: int = 300,
-    ) -> AsyncIterator[Obj]:
+    ) -> AsyncGenerator[Obj, None]:
         """Stream watch events (`{"type", "object"}`) until the server ends the watch.
 
         `ERROR` events are raised as `ApiException` carrying the status code (410 for Gone).

@@ -8,6 +8,7 @@ timeout, resumes the watch from the last seen resourceVersion after a dropped co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -167,20 +168,23 @@ class Informer:
                     rv = await self._relist()
                     self.resource_version = rv
                     self._synced.set()
-                async for event in self._client.watch(
+                events = self._client.watch(
                     self.kind,
                     self.namespace,
                     rv,
                     label_selector=self.label_selector,
                     timeout_s=self._watch_timeout_s,
-                ):
-                    etype = str(event.get("type"))
-                    obj: Obj = event.get("object") or {}
-                    if etype != "BOOKMARK":
-                        self._apply(etype, obj)
-                    rv = _rv(obj) or rv
-                    self.resource_version = rv
-                    failures = 0
+                )
+                # aclosing: a cancelled informer closes its HTTP connection now, not at GC.
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        etype = str(event.get("type"))
+                        obj: Obj = event.get("object") or {}
+                        if etype != "BOOKMARK":
+                            self._apply(etype, obj)
+                        rv = _rv(obj) or rv
+                        self.resource_version = rv
+                        failures = 0
             except asyncio.CancelledError:
                 raise
             except ApiException as err:

@@ -121,7 +121,14 @@ class LeaderElector:
         last_renew = self._clock.now()
         while True:
             await asyncio.sleep(cfg.retry_period_s)
-            if await self._attempt():
+            # A renewal hanging on a dead connection must not outlive the renew deadline, or
+            # this process would still act as leader after a standby took over.
+            left = cfg.renew_deadline_s - (self._clock.now() - last_renew)
+            try:
+                renewed = await asyncio.wait_for(self._attempt(), max(left, 0.001))
+            except TimeoutError:
+                renewed = False
+            if renewed:
                 last_renew = self._clock.now()
             elif self._clock.now() - last_renew >= cfg.renew_deadline_s:
                 self._is_leader = False
