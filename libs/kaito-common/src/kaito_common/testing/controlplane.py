@@ -48,6 +48,7 @@ SERVICE_IP = "10.96.0.1"
 CLUSTER_NAME = "kaito-local"
 DEFAULT_NODE = "kwok-node-0"
 START_TIMEOUT_S = 90.0
+_RESTART_GRACE_S = 3.0
 
 _ADMISSION_PLUGINS = ",".join(
     [
@@ -229,9 +230,12 @@ class ControlPlane:
     # --- operations tests use -----------------------------------------------------------------
 
     def restart_apiserver(self) -> None:
-        """Stops kube-apiserver and starts it again on the same port and etcd; waits healthy."""
+        """Stops kube-apiserver and starts it again on the same port and etcd; waits healthy.
+
+        The stop is SIGTERM and, after a short grace, SIGKILL: with clients' watches open the
+        API server would otherwise hold on to them for its full shutdown timeout."""
         old = self._components.pop("apiserver")
-        old.stop(grace=15.0)
+        old.stop(grace=_RESTART_GRACE_S)
         self._run_apiserver(old.argv)
         log.info("Restarted kube-apiserver", extra={"server": self.server})
 
@@ -340,7 +344,7 @@ class ControlPlane:
 
     def _launch(self, name: str, argv: list[str]) -> Component:
         component = Component(name, argv, self.log_dir / f"{name}.log")
-        component.start(die_with_parent=threading.current_thread() is threading.main_thread())
+        component.start()
         self._components[name] = component
         return component
 
@@ -410,6 +414,9 @@ class ControlPlane:
             "--authorization-mode=Node,RBAC",
             f"--enable-admission-plugins={_ADMISSION_PLUGINS}",
             "--allow-privileged=true",
+            # The default reconciler would publish 127.0.0.1 as the `kubernetes` Service's
+            # endpoint, which validation rejects (loopback); nothing in-cluster dials it.
+            "--endpoint-reconciler-type=none",
             "--profiling=false",
             "--v=0",
         ]

@@ -4,6 +4,11 @@ Each component gets a session of its own (so a terminal's Ctrl-C reaches only th
 process, which then stops the components in order) and, on Linux, a parent-death signal (so a
 crashed or killed launcher takes its components with it instead of leaving them behind).
 Output goes to one log file per component.
+
+The kernel sends the parent-death signal when the *thread* that forked the child ends, so
+every component is forked by one daemon thread that lives as long as the process: a component
+started from a short-lived worker thread (``asyncio.to_thread``) is not killed when that thread
+is recycled.
 """
 
 from __future__ import annotations
@@ -12,10 +17,13 @@ import contextlib
 import ctypes
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -27,6 +35,39 @@ def _die_with_parent() -> None:
     """Runs in the child before exec: ask the kernel to SIGKILL it when the parent dies."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class _Spawner:
+    """A daemon thread that forks every component (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[
+            tuple[Callable[[], subprocess.Popen[bytes]], Future[subprocess.Popen[bytes]]]
+        ] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, spawn: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="controlplane-spawner", daemon=True
+                )
+                self._thread.start()
+        future: Future[subprocess.Popen[bytes]] = Future()
+        self._jobs.put((spawn, future))
+        return future.result()
+
+    def _loop(self) -> None:
+        while True:
+            spawn, future = self._jobs.get()
+            try:
+                future.set_result(spawn())
+            except BaseException as err:
+                future.set_exception(err)
+
+
+_SPAWNER = _Spawner()
 
 
 class Component:
@@ -51,14 +92,19 @@ class Component:
             preexec: Callable[[], None] | None = (
                 _die_with_parent if die_with_parent and sys.platform == "linux" else None
             )
-            self._process = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=preexec,
-            )
+            argv = self.argv
+
+            def spawn() -> subprocess.Popen[bytes]:
+                return subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=preexec,
+                )
+
+            self._process = _SPAWNER.run(spawn) if preexec else spawn()
         log.info("Started component", extra={"component": self.name, "pid": self._process.pid})
 
     def running(self) -> bool:
@@ -90,8 +136,8 @@ class Component:
             return
         self.signal_group(signal.SIGTERM)
         if not self.wait(grace):
-            log.warning(
-                "Killed component that ignored SIGTERM",
+            log.info(
+                "Killed component still running after SIGTERM",
                 extra={"component": self.name, "grace_s": grace},
             )
         # Kill the group even when the leader exited: it must leave no child behind.
