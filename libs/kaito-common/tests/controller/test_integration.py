@@ -534,7 +534,7 @@ async def test_a_leader_cut_off_from_the_api_stops_and_the_standby_takes_over(
         await eventually(lambda: standby.is_leader, 10, 0.02, "the standby to lead")
         takeover_s = time.monotonic() - cut_at
         print(
-            f"RESULT cut-off leader stopped after {lost_s:.2f} s, standby led after {takeover_s:.2f} s"
+            f"RESULT cut-off leader stopped after {lost_s:.2f} s, standby led at {takeover_s:.2f} s"
         )
         # Renewals stop at the cut; the lease expires one duration after the last one.
         assert takeover_s < lease["lease_duration_s"] + 1.0, takeover_s
