@@ -17,11 +17,11 @@ from conftest import (
 )
 from fakearm import FakeArm
 from fakearm.aks import node_name
+
+from gpu_provisioner.claims import NODECLAIM
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NODE
 from kaito_common.controller.testing import eventually
-
-from gpu_provisioner.claims import NODECLAIM
 
 pytestmark = pytest.mark.full
 
