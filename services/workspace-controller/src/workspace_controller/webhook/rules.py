@@ -247,7 +247,8 @@ def validate_tuning(obj: Obj, ctx: RuleContext) -> list[str]:
 
 def validate_create(obj: Obj, ctx: RuleContext) -> list[str]:
     errors = validate_name(obj) + validate_annotations(obj)
-    has_inference, has_tuning = bool(obj.get("inference")), bool(obj.get("tuning"))
+    has_inference = obj.get("inference") is not None
+    has_tuning = obj.get("tuning") is not None
     if not has_inference and not has_tuning:
         errors.append("Either Inference or Tuning must be specified, not neither")
     elif has_inference and has_tuning:

@@ -1,0 +1,245 @@
+"""End to end: an inference Workspace on the full local control plane with kwok nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import pytest
+from wc_helpers.cluster import (
+    NODECLAIM,
+    WORKSPACE,
+    ControllerProcess,
+    claim_condition,
+    fulfil_claim,
+)
+
+from kaito_common.api.workspace import Workspace
+from kaito_common.controller.client import KubeClient
+from kaito_common.controller.kinds import DEPLOYMENT, NODE, POD, SERVICE, STATEFUL_SET
+from kaito_common.controller.testing import eventually
+from kaito_common.testing.controlplane import ControlPlane
+from workspace_controller.manifests.nodeclaim import NodeClassRef, nodeclaim_manifest
+
+pytestmark = pytest.mark.full
+
+Obj = dict[str, Any]
+
+
+def workspace(name: str, namespace: str, preset: str, sku: str, count: int = 1) -> Obj:
+    return {
+        "apiVersion": "kaito.sh/v1beta1",
+        "kind": "Workspace",
+        "metadata": {"name": name, "namespace": namespace},
+        "resource": {
+            "count": count,
+            "instanceType": sku,
+            "labelSelector": {"matchLabels": {"apps": f"{name}-{secrets.token_hex(3)}"}},
+        },
+        "inference": {"preset": {"name": preset}},
+    }
+
+
+async def claims_of(kube: KubeClient, name: str, namespace: str) -> list[Obj]:
+    selector = f"kaito.sh/workspace={name},kaito.sh/workspacenamespace={namespace}"
+    return await kube.list_all(NODECLAIM, label_selector=selector)
+
+
+async def wait_claims(kube: KubeClient, name: str, namespace: str, count: int) -> list[Obj]:
+    found: list[Obj] = []
+
+    async def enough() -> bool:
+        nonlocal found
+        found = await claims_of(kube, name, namespace)
+        return len(found) >= count
+
+    await eventually(enough, timeout_s=30, what=f"{count} NodeClaim(s) of {name}")
+    return found
+
+
+def condition(obj: Obj, type_: str) -> Obj:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    return {}
+
+
+async def wait_condition(
+    kube: KubeClient, name: str, namespace: str, type_: str, status: str, timeout_s: float = 60
+) -> Obj:
+    ws: Obj = {}
+
+    async def check() -> bool:
+        nonlocal ws
+        ws = await kube.get(WORKSPACE, name, namespace)
+        return condition(ws, type_).get("status") == status
+
+    await eventually(check, timeout_s=timeout_s, what=f"{type_}={status} on {name}")
+    return ws
+
+
+async def ready_pods(kube: KubeClient, name: str, namespace: str) -> list[Obj]:
+    pods = await kube.list_all(POD, namespace, label_selector=f"kaito.sh/workspace={name}")
+    return [
+        p
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (p.get("status") or {}).get("conditions") or []
+        )
+    ]
+
+
+async def test_phi3_workspace_end_to_end(
+    kube: KubeClient,
+    namespace: str,
+    control_plane: ControlPlane,
+    controller: ControllerProcess,
+) -> None:
+    name = "workspace-phi-3-mini"
+    manifest = workspace(name, namespace, "phi-3-mini-4k-instruct", "Standard_NC6s_v3")
+    created = await kube.create(WORKSPACE, manifest)
+
+    # A NodeClaim with the exact manifest appears.
+    (claim,) = await wait_claims(kube, name, namespace, 1)
+    expected = nodeclaim_manifest(
+        Workspace.model_validate(created), claim["metadata"]["name"], NodeClassRef(), 80
+    )
+    assert claim["metadata"]["labels"] == expected["metadata"]["labels"]
+    assert claim["metadata"]["annotations"] == expected["metadata"]["annotations"]
+    assert {k: v for k, v in claim["spec"].items() if k != "expireAfter"} == expected["spec"]
+    ws = await wait_condition(kube, name, namespace, "ResourceReady", "False")
+    assert "0 of 1 Ready node(s)" in condition(ws, "ResourceReady")["message"]
+    assert (await kube.get_or_none(DEPLOYMENT, name, namespace)) is None
+
+    # The provisioner's part: a Ready node with a GPU (2, so a rolling update can surge).
+    node_name = await fulfil_claim(kube, claim, gpus=2)
+    await wait_condition(kube, name, namespace, "WorkspaceSucceeded", "True")
+    service = await kube.get(SERVICE, name, namespace)
+    ports = {(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
+    assert ports == {("http", 80, 5000), ("torch", 29500, 29500)}
+    (pod,) = await ready_pods(kube, name, namespace)
+    assert pod["spec"]["nodeName"] == node_name and pod["status"]["phase"] == "Running"
+    node = await kube.get(NODE, node_name)
+    assert node["metadata"]["labels"]["accelerator"] == "nvidia"
+    table = control_plane.kubectl("get", "workspace", name, "-n", namespace).stdout
+    header, row = table.splitlines()[:2]
+    starts = [header.index(h) for h in header.split()]
+    bounds = zip(starts, [*starts[1:], None], strict=True)
+    columns = {header[a:b].strip(): row[a:b].strip() for a, b in bounds}
+    assert columns["INSTANCE"] == "Standard_NC6s_v3" and columns["JOBSTARTED"] == ""
+    assert columns["RESOURCEREADY"] == "True"
+    assert columns["INFERENCEREADY"] == "True"
+    assert columns["WORKSPACESUCCEEDED"] == "True"
+    ws = await kube.get(WORKSPACE, name, namespace)
+    assert ws["status"]["workerNodes"] == [node_name] and ws["status"]["state"] == "Ready"
+    assert ws["metadata"]["annotations"]["workspace.kaito.io/revision"] == "1"
+
+    # A converged workspace: a reconcile writes nothing.
+    before_writes, before_reconciles = controller.writes(), controller.reconciles()
+    await kube.patch(WORKSPACE, name, {"metadata": {"labels": {"touch": "1"}}}, namespace)
+    await eventually(
+        lambda: controller.reconciles() > before_reconciles, what="a reconcile after the touch"
+    )
+    await asyncio.sleep(0.5)  # let any write the reconcile would make land in the counter
+    assert controller.writes() == before_writes, "a converged reconcile wrote to the API"
+
+    # Adapters change: a new revision rolls out, with a pod serving throughout.
+    old_pod = pod["metadata"]["name"]
+    adapters = [{"source": {"name": "adapter-a", "image": "registry.local/adapter-a:1"}}]
+    await kube.patch(WORKSPACE, name, {"inference": {"adapters": adapters}}, namespace)
+    served_throughout = True
+
+    async def rolled() -> bool:
+        nonlocal served_throughout
+        pods = await ready_pods(kube, name, namespace)
+        served_throughout = served_throughout and bool(pods)
+        return (
+            bool(pods)
+            and all(
+                p["metadata"]["annotations"].get("workspace.kaito.io/revision") == "2" for p in pods
+            )
+            and all(p["metadata"]["name"] != old_pod for p in pods)
+        )
+
+    await eventually(rolled, timeout_s=60, interval_s=0.02, what="the rollout of revision 2")
+    assert served_throughout, "no ready pod during the rollout"
+    deployment = await kube.get(DEPLOYMENT, name, namespace)
+    assert deployment["metadata"]["annotations"]["workspace.kaito.io/revision"] == "2"
+    pod_spec = deployment["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod_spec["initContainers"]] == ["adapter-adapter-a"]
+    assert {"name": "adapter-a", "value": "1.0"} in pod_spec["containers"][0]["env"]
+    await wait_condition(kube, name, namespace, "WorkspaceSucceeded", "True")
+
+    # Delete: NodeClaims and children go; the workspace is gone.
+    await kube.delete(WORKSPACE, name, namespace)
+
+    async def gone() -> bool:
+        return (
+            await kube.get_or_none(WORKSPACE, name, namespace) is None
+            and not await claims_of(kube, name, namespace)
+            and await kube.get_or_none(DEPLOYMENT, name, namespace) is None
+        )
+
+    await eventually(gone, timeout_s=60, what="the workspace, its NodeClaims and Deployment gone")
+    await kube.delete(NODE, node_name)
+
+
+async def test_multinode_preset_gets_statefulset_and_headless_service(
+    kube: KubeClient, namespace: str
+) -> None:
+    name = "qwen-multi"
+    manifest = workspace(
+        name, namespace, "qwen2.5-coder-32b-instruct", "Standard_NC24ads_A100_v4", 2
+    )
+    await kube.create(WORKSPACE, manifest)
+    claims = await wait_claims(kube, name, namespace, 2)
+    nodes = [await fulfil_claim(kube, c) for c in claims]
+    await wait_condition(kube, name, namespace, "WorkspaceSucceeded", "True")
+    sts = await kube.get(STATEFUL_SET, name, namespace)
+    assert sts["spec"]["replicas"] == 2 and sts["spec"]["serviceName"] == f"{name}-headless"
+    headless = await kube.get(SERVICE, f"{name}-headless", namespace)
+    assert headless["spec"]["clusterIP"] == "None"
+    assert len(await ready_pods(kube, name, namespace)) == 2
+    await kube.delete(WORKSPACE, name, namespace)
+    await eventually(
+        lambda: _absent(kube, name, namespace), timeout_s=60, what="multi-node workspace gone"
+    )
+    for node in nodes:
+        await kube.delete(NODE, node)
+
+
+async def _absent(kube: KubeClient, name: str, namespace: str) -> bool:
+    return await kube.get_or_none(WORKSPACE, name, namespace) is None
+
+
+async def test_node_that_never_comes_shows_the_provider_error(
+    kube: KubeClient, namespace: str
+) -> None:
+    name = "no-quota"
+    await kube.create(
+        WORKSPACE, workspace(name, namespace, "phi-3-mini-4k-instruct", "Standard_NC6s_v3")
+    )
+    (claim,) = await wait_claims(kube, name, namespace, 1)
+    ws = await wait_condition(kube, name, namespace, "ResourceReady", "False")
+    message = condition(ws, "ResourceReady")["message"]
+    assert "0 of 1 Ready node(s) with instance type Standard_NC6s_v3" in message
+    error = "Operation could not be completed as it results in exceeding approved quota"
+    await kube.patch(
+        NODECLAIM,
+        claim["metadata"]["name"],
+        {"status": {"conditions": [claim_condition("Launched", "Unknown", "LaunchFailed", error)]}},
+        subresource="status",
+    )
+
+    async def shows_error() -> bool:
+        ws = await kube.get(WORKSPACE, name, namespace)
+        return error in condition(ws, "ResourceReady").get("message", "")
+
+    await eventually(shows_error, timeout_s=30, what="the quota error in ResourceReady")
+    ws = await kube.get(WORKSPACE, name, namespace)
+    assert condition(ws, "WorkspaceSucceeded")["status"] == "False"
+    assert ws["status"]["state"] == "Pending"
+    assert len(await claims_of(kube, name, namespace)) == 1, "a failing claim is not duplicated"
