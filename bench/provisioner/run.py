@@ -18,7 +18,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "services" / "gpu-provisioner" / "tests"))
 
-from crd import write_nodeclaim_crd  # noqa: E402
 from fakearm import FakeArm, Faults, StaticTokenCredential  # noqa: E402
 from kubernetes_asyncio.config import new_client_from_config  # noqa: E402
 
@@ -109,7 +108,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-provisioner-") as tmp:
         work = Path(tmp)
         with ControlPlane("full", work / "cluster") as plane:
-            crd = write_nodeclaim_crd(work / "nodeclaims.yaml")
+            crd = REPO / "crds" / "karpenter.sh_nodeclaims.yaml"
             plane.kubectl("apply", "--server-side", "-f", str(crd))
             plane.kubectl(
                 "wait",

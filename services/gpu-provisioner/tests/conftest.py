@@ -15,7 +15,6 @@ import pytest_asyncio
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from crd import write_nodeclaim_crd
 from fakearm import FakeArm, Faults, StaticTokenCredential
 from kubernetes_asyncio.client import ApiClient
 
@@ -29,6 +28,8 @@ from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NODE, Obj
 from kaito_common.controller.testing import eventually
 
+REPO = Path(__file__).resolve().parents[3]
+CRD = REPO / "crds" / "karpenter.sh_nodeclaims.yaml"
 TEST_LABEL = "gpu-provisioner.test/run"
 
 
@@ -92,9 +93,8 @@ def is_ready(obj: Obj | None) -> bool:
 
 
 @pytest.fixture(scope="session")
-def nodeclaim_crd(control_plane: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
-    path = write_nodeclaim_crd(tmp_path_factory.mktemp("crd") / "nodeclaims.yaml")
-    control_plane.kubectl("apply", "--server-side", "-f", str(path))
+def nodeclaim_crd(control_plane: Any) -> None:
+    control_plane.kubectl("apply", "--server-side", "-f", str(CRD))
     control_plane.kubectl(
         "wait", "--for=condition=Established", "crd/nodeclaims.karpenter.sh", "--timeout=30s"
     )
