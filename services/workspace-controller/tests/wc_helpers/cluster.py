@@ -12,8 +12,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NODE, Kind
 from kaito_common.testing.controlplane import ControlPlane, free_port
@@ -26,30 +24,8 @@ WORKSPACE = Kind("kaito.sh", "v1beta1", "workspaces", "Workspace")
 NODECLAIM = Kind("karpenter.sh", "v1", "nodeclaims", "NodeClaim", namespaced=False)
 
 
-def _bounded_nodeclaim_crd() -> str:
-    """The generated NodeClaim CRD with `requirements[].values[]` bounded to 63 characters.
-
-    WORKAROUND: the generated CRD (crds/karpenter.sh_nodeclaims.yaml) is refused by the API
-    server ("estimated rule cost exceeds budget" for the Gt/Lt rule, whose regex runs on
-    unbounded strings). Karpenter bounds label values; until kaito-common's NodeClaim model
-    does, the tests install this bounded copy. Remove once the generated CRD applies as is.
-    """
-    crd = yaml.safe_load((CRDS / "karpenter.sh_nodeclaims.yaml").read_text())
-    for version in crd["spec"]["versions"]:
-        spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
-        requirement = spec["requirements"]["items"]["properties"]
-        requirement["values"]["items"].setdefault("maxLength", 63)
-        requirement["key"].setdefault("maxLength", 316)
-    return yaml.safe_dump(crd)
-
-
 def install_crds(plane: ControlPlane) -> None:
-    plane.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", str(CRDS / "kaito.sh_workspaces.yaml")
-    )  # fmt: skip
-    plane.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=_bounded_nodeclaim_crd()
-    )  # fmt: skip
+    plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     plane.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s",
         "crd/workspaces.kaito.sh", "crd/nodeclaims.karpenter.sh",
