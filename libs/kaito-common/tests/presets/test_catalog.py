@@ -52,7 +52,7 @@ def test_catalog_holds_the_spec_presets() -> None:
     phi3 = catalog.preset("phi-3-mini-128k-instruct")
     assert phi3 is not None
     assert phi3.tuning.target_modules == ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
-    assert phi3.runtimes["transformers"] == {"torch_dtype": "auto", "trust_remote_code": True}
+    assert phi3.runtimes["transformers"] == {"dtype": "auto", "trust_remote_code": True}
 
 
 def test_lookup_is_case_insensitive() -> None:

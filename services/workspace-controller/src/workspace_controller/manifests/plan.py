@@ -57,8 +57,8 @@ class InferencePlan:
 
 
 def render_params(params: dict[str, ParamValue]) -> list[str]:
-    """Runtime parameters as flags in a stable (sorted) order: `torch_dtype: auto` ->
-    `--torch-dtype=auto`, `trust_remote_code: true` -> `--trust-remote-code`; false and null
+    """Runtime parameters as flags in a stable (sorted) order: `dtype: auto` ->
+    `--dtype=auto`, `trust_remote_code: true` -> `--trust-remote-code`; false and null
     values are left out."""
     flags: list[str] = []
     for key in sorted(params):
