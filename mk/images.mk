@@ -1,0 +1,26 @@
+# Container images of the four services, built and run with buildah (no Docker daemon).
+# See docs/images.md.
+
+IMAGE_REPO ?= localhost/kaito
+IMAGE_TAG ?= dev
+export IMAGE_REPO IMAGE_TAG
+
+.PHONY: image-tools
+image-tools: ## Install buildah, debootstrap and docker-compose from Debian (idempotent)
+	@bash hack/images/install-tools.sh
+
+.PHONY: base-image
+base-image: image-tools ## debian:bookworm-slim equivalent from debootstrap, committed with buildah
+	@bash hack/images/base-image.sh
+
+.PHONY: images
+images: image-tools base-image ## Build the four service images with buildah (layers and downloads cached)
+	@bash hack/images/build.sh
+
+.PHONY: compose-config
+compose-config: image-tools ## Check docker-compose.test.yml with docker-compose config
+	@docker-compose -f docker-compose.test.yml config --quiet && echo "docker-compose.test.yml is valid"
+
+.PHONY: smoke-images
+smoke-images: install testbin compose-config ## Start each built image with buildah run; check it answers as non-root
+	$(UV) run --frozen pytest hack/images/tests -p no:cacheprovider $(PYTEST_ARGS)
