@@ -1,0 +1,250 @@
+"""Inference benchmark: our server vs `transformers serve` (sequential and continuous batching).
+
+Builds a seeded ~31M-parameter Llama-style model (fp32, CPU), starts each server alone in turn on
+127.0.0.1, drives it with C concurrent streaming chat clients (64 forced output tokens, greedy)
+and prints one table plus a RESULT line of ratios. Usage: python bench/inference/run_bench.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+OUTPUT_TOKENS = 64
+PROMPT = "Tell me a long story about the kaito model and the world of tiny language models"
+
+
+@dataclass
+class Run:
+    server: str
+    concurrency: int
+    tokens: int = 0
+    requests: int = 0
+    errors: int = 0
+    wall_s: float = 0.0
+    ttft: list[float] = field(default_factory=list)
+    itl: list[float] = field(default_factory=list)
+    rss_mb: float = 0.0
+
+    def row(self) -> str:
+        def pct(values: list[float], q: float) -> float:
+            if not values:
+                return float("nan")
+            ordered = sorted(values)
+            return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+        itl = statistics.median(self.itl) * 1000 if self.itl else float("nan")
+        return (
+            f"| {self.server:<18} | {self.concurrency:>3} | {self.tokens / self.wall_s:>9.1f} | "
+            f"{self.requests / self.wall_s:>7.2f} | {pct(self.ttft, 0.5):>8.3f} | "
+            f"{pct(self.ttft, 0.99):>8.3f} | {itl:>7.1f} | {self.errors:>4} | {self.rss_mb:>7.0f} |"
+        )
+
+    @property
+    def tok_s(self) -> float:
+        return self.tokens / self.wall_s if self.wall_s else 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    total = 0
+    for child in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        out = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    kids = [int(p) for p in out]
+    return kids + [g for k in kids for g in _children(k)]
+
+
+async def one_request(
+    client: httpx.AsyncClient, model: str, extra: dict[str, object], run: Run
+) -> None:
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": OUTPUT_TOKENS,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        **extra,
+    }
+    start = time.monotonic()
+    stamps: list[float] = []
+    usage_tokens = None
+    try:
+        async with client.stream("POST", "/v1/chat/completions", json=body) as r:
+            if r.status_code != 200:
+                run.errors += 1
+                await r.aread()
+                return
+            async for line in r.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                if chunk.get("usage"):
+                    usage_tokens = chunk["usage"].get("completion_tokens")
+                for choice in chunk.get("choices") or []:
+                    if (choice.get("delta") or {}).get("content"):
+                        stamps.append(time.monotonic())
+    except httpx.HTTPError:
+        run.errors += 1
+        return
+    tokens = usage_tokens if usage_tokens else len(stamps)
+    if not stamps or tokens != OUTPUT_TOKENS:
+        run.errors += 1
+    if stamps:
+        run.ttft.append(stamps[0] - start)
+        run.itl += [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    run.tokens += tokens
+    run.requests += 1
+
+
+async def drive(url: str, model: str, extra: dict[str, object], c: int, per: int, run: Run) -> None:
+    limits = httpx.Limits(max_connections=c + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+        await one_request(client, model, extra, Run("warmup", 1))
+
+        async def worker() -> None:
+            for _ in range(per):
+                await one_request(client, model, extra, run)
+
+        start = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(c)))
+        run.wall_s = time.monotonic() - start
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], paths: list[str]) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        for path in paths:
+            try:
+                if httpx.get(url + path, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.5)
+    raise RuntimeError("server did not become healthy")
+
+
+def bench_server(
+    name: str, cmd: list[str], port: int, model: str, extra: dict[str, object],
+    plan: list[tuple[int, int]], log_dir: Path,
+) -> list[Run]:  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    log = (log_dir / f"{name}.log").open("wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    runs: list[Run] = []
+    try:
+        wait_healthy(url, proc, ["/health"])
+        for c, per in plan:
+            run = Run(name, c)
+            asyncio.run(drive(url, model, extra, c, per, run))
+            run.rss_mb = rss_mb(proc.pid)
+            runs.append(run)
+            print(run.row(), flush=True)
+    except Exception as exc:
+        print(f"| {name:<18} | failed: {exc} (log: {log_dir / (name + '.log')})", flush=True)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    return runs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer requests per client")
+    args = parser.parse_args()
+    from kaito_common.testing.tiny_model import build_tiny_model
+
+    work = Path(tempfile.mkdtemp(prefix="bench-inference-"))
+    model_dir = build_tiny_model(
+        work / "model", hidden_size=512, num_layers=8, num_heads=8, vocab_size=512,
+        intermediate_size=1792, max_position_embeddings=1024, seed=0,
+        silence_special_tokens=True,
+    )  # fmt: skip
+    plan = [(1, 2), (8, 1), (32, 1)] if args.quick else [(1, 4), (8, 2), (32, 1)]
+    py = sys.executable
+    tserve = str(Path(py).with_name("transformers"))
+    servers = {
+        "ours": (
+            [py, "-m", "inference_server", "--model", str(model_dir), "--served-model-name",
+             "bench", "--host", "127.0.0.1", "--max-batch-size", "32", "--log-level", "warning",
+             "--adapters-dir", str(work / "no-adapters")],
+            "bench", {"ignore_eos": True},
+        ),
+        "tserve-seq": (
+            [tserve, "serve", str(model_dir), "--host", "127.0.0.1", "--device", "cpu",
+             "--dtype", "float32", "--no-continuous-batching"],
+            str(model_dir), {},
+        ),
+        "tserve-cb": (
+            [tserve, "serve", str(model_dir), "--host", "127.0.0.1", "--device", "cpu",
+             "--dtype", "float32", "--continuous-batching", "--attn-implementation", "sdpa"],
+            str(model_dir), {},
+        ),
+    }  # fmt: skip
+    print(f"model: {model_dir} (~31M params, fp32, cpu); {OUTPUT_TOKENS} output tokens, greedy")
+    print(
+        "| server             |   C |  out tok/s |   req/s | TTFTp50s | TTFTp99s | ITLp50ms | err |  RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    results: dict[str, dict[int, Run]] = {}
+    for name, (cmd, model, extra) in servers.items():
+        port = free_port()
+        cmd = [*cmd, "--port", str(port)]
+        env_runs = bench_server(name, cmd, port, model, extra, plan, work)
+        results[name] = {r.concurrency: r for r in env_runs}
+
+    def ratio(a: str, b: str, c: int) -> str:
+        ra, rb = results.get(a, {}).get(c), results.get(b, {}).get(c)
+        if ra is None or rb is None or not rb.tok_s:
+            return "nan"
+        return f"{ra.tok_s / rb.tok_s:.2f}"
+
+    ours32 = results.get("ours", {}).get(32)
+    ttft = f"{sorted(ours32.ttft)[len(ours32.ttft) // 2]:.3f}" if ours32 and ours32.ttft else "nan"
+    print(
+        f"RESULT c1_vs_seq={ratio('ours', 'tserve-seq', 1)} c8_vs_seq={ratio('ours', 'tserve-seq', 8)} "
+        f"c32_vs_seq={ratio('ours', 'tserve-seq', 32)} "
+        f"c32_vs_tserve_cb={ratio('ours', 'tserve-cb', 32)} ttft_p50_c32_s={ttft}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())
