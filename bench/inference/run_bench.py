@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import socket
@@ -122,7 +123,7 @@ async def one_request(
         run.errors += 1
     if stamps:
         run.ttft.append(stamps[0] - start)
-        run.itl += [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        run.itl += [b - a for a, b in itertools.pairwise(stamps)]
     run.tokens += tokens
     run.requests += 1
 
@@ -219,7 +220,8 @@ def main() -> int:
     }  # fmt: skip
     print(f"model: {model_dir} (~31M params, fp32, cpu); {OUTPUT_TOKENS} output tokens, greedy")
     print(
-        "| server             |   C |  out tok/s |   req/s | TTFTp50s | TTFTp99s | ITLp50ms | err |  RSS MB |"
+        "| server             |   C |  out tok/s |   req/s | TTFTp50s | TTFTp99s | ITLp50ms "
+        "| err |  RSS MB |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     results: dict[str, dict[int, Run]] = {}
@@ -238,7 +240,8 @@ def main() -> int:
     ours32 = results.get("ours", {}).get(32)
     ttft = f"{sorted(ours32.ttft)[len(ours32.ttft) // 2]:.3f}" if ours32 and ours32.ttft else "nan"
     print(
-        f"RESULT c1_vs_seq={ratio('ours', 'tserve-seq', 1)} c8_vs_seq={ratio('ours', 'tserve-seq', 8)} "
+        f"RESULT c1_vs_seq={ratio('ours', 'tserve-seq', 1)} "
+        f"c8_vs_seq={ratio('ours', 'tserve-seq', 8)} "
         f"c32_vs_seq={ratio('ours', 'tserve-seq', 32)} "
         f"c32_vs_tserve_cb={ratio('ours', 'tserve-cb', 32)} ttft_p50_c32_s={ttft}"
     )
