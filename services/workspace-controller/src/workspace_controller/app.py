@@ -22,6 +22,7 @@ from kaito_common.controller.kinds import (
     CONFIG_MAP,
     CONTROLLER_REVISION,
     DEPLOYMENT,
+    JOB,
     NODE,
     SERVICE,
     STATEFUL_SET,
@@ -46,6 +47,8 @@ from workspace_controller.metrics import CountingApiClient, WorkspaceCountCollec
 from workspace_controller.nodes.provisioner import NodeClaimCreator
 from workspace_controller.predicates import node_changed, workspace_changed, workspace_of_labels
 from workspace_controller.settings import ControllerSettings
+from workspace_controller.tuning.progress import MetricsProgressSource
+from workspace_controller.tuning.reconcile import TuningOptions, TuningReconciler
 from workspace_controller.webhook import certs
 from workspace_controller.webhook.registration import webhook_configuration
 from workspace_controller.webhook.rules import RuleContext
@@ -120,6 +123,7 @@ class WorkspaceApp:
         services = manager.informer(SERVICE, label_selector=L.LABEL_WORKSPACE)
         deployments = manager.informer(DEPLOYMENT, label_selector=L.LABEL_WORKSPACE)
         statefulsets = manager.informer(STATEFUL_SET, label_selector=L.LABEL_WORKSPACE)
+        jobs = manager.informer(JOB, label_selector=L.LABEL_WORKSPACE)
         configmaps = manager.informer(CONFIG_MAP, label_selector=L.LABEL_WORKSPACE)
         templates = manager.informer(CONFIG_MAP, namespace=s.release_namespace)
         claims_installed = await api_installed(client, NODECLAIM)
@@ -140,6 +144,7 @@ class WorkspaceApp:
             services=services.store,
             deployments=deployments.store,
             statefulsets=statefulsets.store,
+            jobs=jobs.store,
             configmaps=configmaps.store,
             templates=templates.store,
         )
@@ -151,12 +156,21 @@ class WorkspaceApp:
             events,
             NodeClassRef(s.node_class_group, s.node_class_kind, s.node_class_name),
         )
+        images = ImageSettings(s.preset_registry, s.preset_image_tag, s.tuning_runner_image)
         inference = InferenceReconciler(
+            client, caches, events, InferenceOptions(images, s.release_namespace)
+        )
+        tuning = TuningReconciler(
             client,
             caches,
             events,
-            InferenceOptions(
-                ImageSettings(s.preset_registry, s.preset_image_tag), s.release_namespace
+            MetricsProgressSource(s.tuning_metrics_port, s.tuning_progress_timeout_s),
+            TuningOptions(
+                images=images,
+                release_namespace=s.release_namespace,
+                metrics_port=s.tuning_metrics_port,
+                allow_loopback=s.allow_loopback_urls,
+                backoff_limit=s.tuning_backoff_limit,
             ),
         )
         reconciler = WorkspaceReconciler(
@@ -165,12 +179,14 @@ class WorkspaceApp:
             catalog,
             creator,
             inference,
+            tuning,
             events,
             ReconcilerOptions(
                 byo=s.byo,
                 default_runtime=s.default_runtime,
                 nodes_requeue_s=s.nodes_requeue_s,
                 inference_requeue_s=s.inference_requeue_s,
+                tuning_requeue_s=s.tuning_requeue_s,
             ),
         )
 
@@ -194,6 +210,7 @@ class WorkspaceApp:
             .owns(CONTROLLER_REVISION, label_selector=L.LABEL_WORKSPACE_NAME)
             .owns(DEPLOYMENT, label_selector=L.LABEL_WORKSPACE)
             .owns(STATEFUL_SET, label_selector=L.LABEL_WORKSPACE)
+            .owns(JOB, label_selector=L.LABEL_WORKSPACE)
             .owns(CONFIG_MAP, label_selector=L.LABEL_WORKSPACE)
             .watches(NODE, map_node, predicates=[node_changed])
         )

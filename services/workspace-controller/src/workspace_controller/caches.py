@@ -16,5 +16,6 @@ class Caches:
     services: StoreReader
     deployments: StoreReader
     statefulsets: StoreReader
+    jobs: StoreReader  # tuning Jobs, labelled kaito.sh/workspace
     configmaps: StoreReader  # ConfigMaps labelled kaito.sh/workspace (our copies)
     templates: StoreReader  # ConfigMaps of the release namespace (the chart's templates)

@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workspace_controller.manifests.plan import DEFAULT_RUNNER_IMAGE
+
 NodeProvisionerMode = Literal["karpenter-nodeclaims", "byo"]
 
 # Feature gate name -> default. Kaito's gates that this controller understands.
@@ -60,6 +62,24 @@ class ControllerSettings(BaseSettings):
         "mcr.microsoft.com/aks/kaito", description="Registry of the preset model images"
     )
     preset_image_tag: str = Field("0.1.0", description="Tag of the preset model images")
+    tuning_runner_image: str = Field(
+        DEFAULT_RUNNER_IMAGE,
+        description="Tuning runner image: the tuning Job's fetch/push steps, adapter pulls",
+    )
+    tuning_metrics_port: int = Field(
+        5000, ge=1, le=65535, description="Port of the trainer's Prometheus progress gauges"
+    )
+    tuning_requeue_s: float = Field(
+        15.0, gt=0, description="Look again (and read progress) while a tuning Job runs"
+    )
+    tuning_progress_timeout_s: float = Field(
+        2.0, gt=0, description="Timeout of one progress read from a trainer pod"
+    )
+    tuning_backoff_limit: int = Field(
+        2,
+        ge=0,
+        description="Retries of a tuning pod that failed for another reason than the runner",
+    )
     feature_gates: str = Field("", description="Comma-separated gate=true|false")
     release_namespace: str = Field(
         "kaito-workspace", description="Namespace of the default ConfigMaps (params templates)"

@@ -22,10 +22,15 @@ CONFIG_DIR = "/mnt/config"
 PROBE_PERIOD_S = 10
 
 
+DEFAULT_RUNNER_IMAGE = "mcr.microsoft.com/aks/kaito/tuning-runner:0.1.0"
+
+
 @dataclass(frozen=True)
 class ImageSettings:
     registry: str = "mcr.microsoft.com/aks/kaito"
     tag: str = "0.1.0"
+    # The tuning runner: the tuning Job's fetch/push steps and the adapter puller.
+    runner: str = DEFAULT_RUNNER_IMAGE
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class InferencePlan:
     namespace: str
     revision: str
     image: str
+    runner_image: str
     image_pull_secrets: tuple[str, ...]
     command: tuple[str, ...]
     gpus: int
@@ -139,17 +145,16 @@ def inference_plan(
     assert inference is not None and inference.preset is not None
     options = inference.preset.preset_options
     adapters = tuple(inference.adapters or ())
-    pull_secrets: list[str] = list((options.image_pull_secrets if options else None) or [])
-    for adapter in adapters:
-        for secret in adapter.source.image_pull_secrets or []:
-            if secret not in pull_secrets:
-                pull_secrets.append(secret)
+    # Adapter images are pulled by the tuning runner (their secrets are mounted for it), not by
+    # the kubelet: only the model image's secrets are image pull secrets of the pod.
+    pull_secrets = tuple((options.image_pull_secrets if options else None) or ())
     return InferencePlan(
         name=ws.metadata.name or "",
         namespace=ws.metadata.namespace or "",
         revision=revision,
         image=preset_image(ws, preset, images),
-        image_pull_secrets=tuple(pull_secrets),
+        runner_image=images.runner,
+        image_pull_secrets=pull_secrets,
         command=tuple(inference_command(preset, runtime, bool(adapters))),
         gpus=gpu_request(sku, preset),
         replicas=ws.resource.count,

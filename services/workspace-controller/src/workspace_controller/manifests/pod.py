@@ -13,7 +13,14 @@ from workspace_controller.manifests.plan import (
     NodeAffinity,
     dns_label,
 )
+from workspace_controller.manifests.runner import (
+    runner_container,
+    secret_mount,
+    secret_volume,
+    tmp_volume,
+)
 from workspace_controller.manifests.service import SERVER_PORT, TORCH_PORT
+from workspace_controller.manifests.tuning_plan import pull_command
 
 Obj = dict[str, Any]
 
@@ -61,7 +68,12 @@ def _probe(failure_threshold: int) -> Obj:
 
 
 def _adapter_parts(plan: InferencePlan) -> tuple[list[Obj], list[Obj], list[Obj], list[Obj]]:
-    """(init containers, volumes, extra mounts of the server, env) for the adapters."""
+    """(init containers, volumes, extra mounts of the server, env) for the adapters.
+
+    An image adapter is pulled by the tuning runner (`python -m tuning_runner pull`), which
+    reads the image's `/data/*` over the registry API: adapter images need no shell (the ones
+    the tuning Job pushes have a single data layer). Its pull secrets are mounted for it.
+    """
     inits: list[Obj] = []
     volumes: list[Obj] = []
     mounts: list[Obj] = []
@@ -70,25 +82,34 @@ def _adapter_parts(plan: InferencePlan) -> tuple[list[Obj], list[Obj], list[Obj]
         return inits, volumes, mounts, env
     volumes.append({"name": "adapters", "emptyDir": {}})
     mounts.append({"name": "adapters", "mountPath": ADAPTERS_DIR})
+    secrets_mounted: set[str] = set()
     for index, adapter in enumerate(plan.adapters):
         name = adapter.source.name or f"adapter-{index}"
         target = f"{ADAPTERS_DIR}/{name}"
         env.append({"name": name, "value": adapter.strength or "1.0"})
         if adapter.source.image:
+            secrets = tuple(adapter.source.image_pull_secrets or ())
+            for secret in secrets:
+                if secret not in secrets_mounted:
+                    secrets_mounted.add(secret)
+                    volumes.append(secret_volume(secret))
             inits.append(
-                {
-                    "name": dns_label(f"adapter-{name}"),
-                    "image": adapter.source.image,
-                    "imagePullPolicy": "IfNotPresent",
-                    "command": ["/bin/sh", "-c", f"mkdir -p {target} && cp -r /data/. {target}/"],
-                    "volumeMounts": [{"name": "adapters", "mountPath": ADAPTERS_DIR}],
-                    "securityContext": {"allowPrivilegeEscalation": False},
-                }
+                runner_container(
+                    dns_label(f"adapter-{name}"),
+                    plan.runner_image,
+                    pull_command(adapter.source.image, target, secrets),
+                    [
+                        {"name": "adapters", "mountPath": ADAPTERS_DIR},
+                        *(secret_mount(s) for s in secrets),
+                    ],
+                )
             )
         elif adapter.source.volume_source:
             volume = dns_label(f"adapter-{index}-{name}")
             volumes.append({"name": volume, **adapter.source.volume_source})
             mounts.append({"name": volume, "mountPath": target, "readOnly": True})
+    if inits:
+        volumes.append(tmp_volume())
     return inits, volumes, mounts, env
 
 

@@ -66,7 +66,7 @@ def compute_status(workspace: Obj, obs: Observations, now: dt.datetime) -> Obj:
         # Failed before observing anything: say so on the summary instead of staying silent.
         put(C.WORKSPACE_SUCCEEDED, Observed("False", "ReconcileError", "Reconcile failed"))
     if not obs.deleting and obs.conditions:
-        put(C.WORKSPACE_SUCCEEDED, _summary(conditions, obs))
+        put(C.WORKSPACE_SUCCEEDED, obs.summary or _summary(conditions, obs))
     status["conditions"] = conditions
     if obs.target_node_count is not None:
         status["targetNodeCount"] = obs.target_node_count
@@ -75,10 +75,21 @@ def compute_status(workspace: Obj, obs: Observations, now: dt.datetime) -> Obj:
             status["workerNodes"] = list(obs.worker_nodes)
         else:
             status.pop("workerNodes", None)
-    if not obs.deleting and obs.is_inference:
+    if obs.tuning_progress is not None:
+        if obs.tuning_progress:
+            status["tuningProgress"] = dict(obs.tuning_progress)
+        else:
+            status.pop("tuningProgress", None)
+    if obs.deleting:
+        return status
+    if obs.state is not None:
+        status["state"] = obs.state
+    elif obs.is_inference:
         succeeded = get_condition(conditions, C.WORKSPACE_SUCCEEDED) or {}
         resource = get_condition(conditions, C.RESOURCE_READY) or {}
         status["state"] = _state(
             succeeded.get("status") == "True", resource.get("status") == "True"
         )
+    elif obs.conditions:
+        status["state"] = WorkspaceState.PENDING.value
     return status

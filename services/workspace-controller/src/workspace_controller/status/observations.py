@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from kaito_common.api.conditions import WorkspaceConditionType as C
 
@@ -28,6 +29,11 @@ class Observations:
     deleting: bool = False
     error: str | None = None
     is_inference: bool = True
+    # Tuning reports its own summary and state (from the Job), and the trainer's progress:
+    # None keeps the previous value, {} removes it.
+    summary: Observed | None = None
+    state: str | None = None
+    tuning_progress: dict[str, Any] | None = None
 
     def set(self, type_: C, observed: Observed) -> None:
         self.conditions[type_.value] = observed

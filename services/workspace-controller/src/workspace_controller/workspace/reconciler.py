@@ -36,6 +36,7 @@ from workspace_controller.nodes.provisioner import NodeClaimCreator, label_accel
 from workspace_controller.revision.sync import sync_revision
 from workspace_controller.status.compute import compute_status
 from workspace_controller.status.observations import Observations, Observed
+from workspace_controller.tuning.reconcile import TuningReconciler
 from workspace_controller.workspace.deletion import delete_nodeclaims
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class ReconcilerOptions:
     default_runtime: str
     nodes_requeue_s: float
     inference_requeue_s: float
+    tuning_requeue_s: float = 15.0
     deletion_requeue_s: float = 2.0
 
 
@@ -66,6 +68,7 @@ class WorkspaceReconciler:
         catalog: Catalog,
         creator: NodeClaimCreator,
         inference: InferenceReconciler,
+        tuning: TuningReconciler,
         events: EventRecorder,
         options: ReconcilerOptions,
     ) -> None:
@@ -74,6 +77,7 @@ class WorkspaceReconciler:
         self._catalog = catalog
         self._creator = creator
         self._inference = inference
+        self._tuning = tuning
         self._events = events
         self._options = options
 
@@ -138,6 +142,10 @@ class WorkspaceReconciler:
         ws_obj = revision.workspace
         preset, sku = self._lookup(ws)
         obs.target_node_count = ws.resource.count
+        if ws.tuning is not None and await self._tuning.report_if_finished(
+            ws, ws_obj, revision.number, obs
+        ):
+            return None  # training is over: its nodes are no longer needed to report it
 
         nodes = await self._nodes(key, ws, ws_obj, preset, sku, obs)
         if nodes is None or not nodes.ready:
@@ -162,11 +170,17 @@ class WorkspaceReconciler:
             if not done:
                 return Result(requeue_after=self._options.inference_requeue_s)
             return None
-        obs.set(
-            C.JOB_STARTED,
-            Observed("False", "TuningNotSupported", "This controller serves inference only"),
+        done = await self._tuning.reconcile(
+            ws,
+            ws_obj,
+            owner,
+            preset=preset,
+            sku=sku,
+            revision=revision.number,
+            provisioned=not self._options.byo and nodes.provisioned,
+            obs=obs,
         )
-        return None
+        return None if done else Result(requeue_after=self._options.tuning_requeue_s)
 
     async def _nodes(
         self,

@@ -1,0 +1,171 @@
+"""The tuning Job `<ws>`: fetch (init) -> trainer -> pusher, or fetch -> trainer for a volume.
+
+For an output image the trainer is the last init container and the pusher the main container:
+init containers run one after the other, each only after the previous one succeeded, so the push
+starts exactly when training has finished, with no sidecar polling for a marker file, no shared
+process namespace and no privileged docker-in-docker (Kaito v0.3). For an output volume the
+trainer is the main container and writes straight into the volume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kaito_common.api import labels as L
+from workspace_controller.manifests.plan import CONFIG_DIR
+from workspace_controller.manifests.pod import GPU_TOLERATIONS, affinity_manifest
+from workspace_controller.manifests.runner import (
+    runner_container,
+    secret_mount,
+    secret_volume,
+    tmp_mount,
+    tmp_volume,
+)
+from workspace_controller.manifests.tuning_plan import (
+    DATA_DIR,
+    FETCH_CONTAINER,
+    PUSH_SECRET_DIR,
+    PUSHER_CONTAINER,
+    TERMINATION_LOG,
+    TRAINER_CONTAINER,
+    TuningPlan,
+    fetch_command,
+    push_command,
+    train_command,
+    trainer_env,
+)
+
+Obj = dict[str, Any]
+
+# The runner exits 1 for failures a retry cannot fix (bad config, bad data, rejected
+# credentials, a fetch that already retried): fail the Job at once instead of re-running it.
+RUNNER_FAILURE_EXIT_CODE = 1
+
+
+def _volumes(plan: TuningPlan) -> list[Obj]:
+    data: Obj = (
+        {"name": "data", **plan.input_volume}
+        if plan.input_volume
+        else {"name": "data", "emptyDir": {}}
+    )
+    results: Obj = (
+        {"name": "results", **plan.output_volume}
+        if plan.output_volume
+        else {"name": "results", "emptyDir": {}}
+    )
+    volumes = [
+        {"name": "config", "configMap": {"name": plan.config_map}},
+        data,
+        results,
+        {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+        tmp_volume(),
+    ]
+    if plan.input_image:
+        volumes += [secret_volume(s) for s in plan.input_pull_secrets]
+    if plan.pushes and plan.push_secret:
+        volumes.append({"name": "push-secret", "secret": {"secretName": plan.push_secret}})
+    return volumes
+
+
+def _fetch(plan: TuningPlan) -> Obj:
+    mounts: list[Obj] = [{"name": "data", "mountPath": DATA_DIR}]
+    if plan.input_image:
+        mounts += [secret_mount(s) for s in plan.input_pull_secrets]
+    return runner_container(FETCH_CONTAINER, plan.runner_image, fetch_command(plan), mounts)
+
+
+def _trainer(plan: TuningPlan) -> Obj:
+    resources: Obj = {}
+    if plan.gpus > 0:
+        gpus = {L.RESOURCE_NVIDIA_GPU: str(plan.gpus)}
+        resources = {"requests": dict(gpus), "limits": dict(gpus)}
+    return {
+        "name": TRAINER_CONTAINER,
+        "image": plan.trainer_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": train_command(plan),
+        "env": trainer_env(plan),
+        "ports": [{"name": "metrics", "containerPort": plan.metrics_port, "protocol": "TCP"}],
+        "resources": resources,
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "data", "mountPath": DATA_DIR, "readOnly": plan.input_volume is not None},
+            {"name": "results", "mountPath": plan.output_dir},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            tmp_mount(),
+        ],
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        # The model image may run as root; it still gets no privilege escalation or capabilities.
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+
+
+def _pusher(plan: TuningPlan) -> Obj:
+    mounts: list[Obj] = [{"name": "results", "mountPath": plan.output_dir, "readOnly": True}]
+    if plan.push_secret:
+        mounts.append({"name": "push-secret", "mountPath": PUSH_SECRET_DIR, "readOnly": True})
+    return runner_container(PUSHER_CONTAINER, plan.runner_image, push_command(plan), mounts)
+
+
+def job_pod_spec(plan: TuningPlan) -> Obj:
+    inits: list[Obj] = [_fetch(plan)] if plan.fetches else []
+    if plan.pushes:
+        inits.append(_trainer(plan))
+        containers = [_pusher(plan)]
+    else:
+        containers = [_trainer(plan)]
+    spec: Obj = {
+        "restartPolicy": "Never",
+        "containers": containers,
+        "tolerations": [dict(t) for t in GPU_TOLERATIONS],
+        "volumes": _volumes(plan),
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+    }
+    if inits:
+        spec["initContainers"] = inits
+    affinity = affinity_manifest(plan.affinity)
+    if affinity:
+        spec["affinity"] = affinity
+    if plan.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": s} for s in plan.image_pull_secrets]
+    return spec
+
+
+def job_manifest(plan: TuningPlan, owner: Obj) -> Obj:
+    labels = {L.LABEL_WORKSPACE: plan.name}
+    annotations = {L.ANNOTATION_WORKSPACE_REVISION: plan.revision}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": plan.name,
+            "namespace": plan.namespace,
+            "labels": dict(labels),
+            "annotations": dict(annotations),
+            "ownerReferences": [owner],
+        },
+        "spec": {
+            "backoffLimit": plan.backoff_limit,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "operator": "In",
+                            "values": [RUNNER_FAILURE_EXIT_CODE],
+                        },
+                    },
+                    # A node drained or preempted is not the trainer's fault: retry for free.
+                    {
+                        "action": "Ignore",
+                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                    },
+                ]
+            },
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
+                "spec": job_pod_spec(plan),
+            },
+        },
+    }

@@ -1,0 +1,1 @@
+"""The tuning path: the Job, its status and the trainer's progress."""
