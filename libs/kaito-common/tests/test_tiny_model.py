@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kaito_common.testing.tiny_model import build_tiny_model, cached_tiny_model, tiny_model_dir
 
 
