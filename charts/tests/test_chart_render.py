@@ -1,0 +1,243 @@
+"""`helm lint` and `helm template` of charts/kaito, and what the rendered manifests must hold."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import CHART, REPO, Helm
+from cryptography import x509
+
+from workspace_controller.webhook.registration import webhook_configuration
+
+Obj = dict[str, Any]
+WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet")
+
+
+def of_kind(docs: list[Obj], kind: str) -> list[Obj]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def named(docs: list[Obj], kind: str, name: str) -> Obj:
+    found = [d for d in of_kind(docs, kind) if d["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}: found {len(found)}"
+    return found[0]
+
+
+@pytest.mark.parametrize("sets", [[], ["gpu-provisioner.enabled=false"]], ids=["default", "byo"])
+def test_lint_passes(helm: Helm, sets: list[str]) -> None:
+    argv = ["lint", "--strict", str(CHART)]
+    for value in sets:
+        argv += ["--set", value]
+    result = helm.run(*argv)
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+def test_default_render_has_both_controllers(rendered: list[Obj]) -> None:
+    deployments = {d["metadata"]["name"] for d in of_kind(rendered, "Deployment")}
+    assert deployments == {"workspace-controller", "gpu-provisioner"}
+    crds = {d["metadata"]["name"] for d in of_kind(rendered, "CustomResourceDefinition")}
+    assert crds == {"workspaces.kaito.sh", "nodeclaims.karpenter.sh"}
+    for name in ("inference-params-template", "lora-params-template", "qlora-params-template"):
+        cm = named(rendered, "ConfigMap", name)
+        assert cm["metadata"]["namespace"] == "kaito-workspace"
+        (text,) = cm["data"].values()
+        assert yaml.safe_load(text), f"{name} holds no YAML"
+    assert not of_kind(rendered, "ServiceMonitor")
+    assert not of_kind(rendered, "DaemonSet")
+
+
+def test_provisioner_disabled_leaves_it_and_the_nodeclaim_crd_out(
+    rendered_without_provisioner: list[Obj], helm: Helm
+) -> None:
+    docs = rendered_without_provisioner
+    assert {d["metadata"]["name"] for d in of_kind(docs, "Deployment")} == {"workspace-controller"}
+    assert not [d for d in docs if "gpu-provisioner" in d["metadata"]["name"]]
+    crds = {d["metadata"]["name"] for d in of_kind(docs, "CustomResourceDefinition")}
+    assert crds == {"workspaces.kaito.sh"}
+    asked = helm.template("gpu-provisioner.enabled=false", "crds.installNodeClaim=true")
+    crds = {d["metadata"]["name"] for d in of_kind(asked, "CustomResourceDefinition")}
+    assert crds == {"workspaces.kaito.sh", "nodeclaims.karpenter.sh"}
+
+
+def test_chart_crds_are_the_generated_ones(rendered: list[Obj]) -> None:
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        generated = yaml.safe_load(path.read_text())
+        copy = CHART / "files" / "crds" / path.name
+        assert copy.read_bytes() == path.read_bytes(), f"{copy} is stale: run `make chart-crds`"
+        live = named(rendered, "CustomResourceDefinition", generated["metadata"]["name"])
+        assert live["spec"] == generated["spec"]
+        assert live["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+@pytest.mark.parametrize("kind", ["ClusterRole", "Role"])
+def test_roles_name_every_verb_and_resource(rendered: list[Obj], kind: str) -> None:
+    roles = of_kind(rendered, kind)
+    assert len(roles) == 2
+    for role in roles:
+        for rule in role["rules"]:
+            where = f"{kind} {role['metadata']['name']} rule {rule}"
+            assert rule.get("verbs") and "*" not in rule["verbs"], where
+            assert rule.get("resources") and not any("*" in r for r in rule["resources"]), where
+            assert "*" not in rule.get("apiGroups", []), where
+            assert not rule.get("nonResourceURLs"), where
+
+
+def test_only_the_provisioner_may_touch_node_lifecycle(rendered: list[Obj]) -> None:
+    def verbs(role: str, group: str, resource: str) -> set[str]:
+        rules = named(rendered, "ClusterRole", f"kaito-{role}")["rules"]
+        return {
+            v
+            for r in rules
+            if group in r["apiGroups"] and resource in r["resources"]
+            for v in r["verbs"]
+        }
+
+    assert verbs("workspace-controller", "", "nodes") == {"get", "list", "watch", "patch"}
+    assert "update" not in verbs("workspace-controller", "karpenter.sh", "nodeclaims/status")
+    assert verbs("workspace-controller", "", "secrets") == set()
+    assert verbs("gpu-provisioner", "", "secrets") == set()
+    assert "create" not in verbs("gpu-provisioner", "karpenter.sh", "nodeclaims")
+    assert verbs("gpu-provisioner", "", "pods/eviction") == {"create"}
+
+
+@pytest.mark.parametrize("sets", [[], ["nvidiaDevicePlugin.enabled=true"]], ids=["default", "dp"])
+def test_pods_are_locked_down(helm: Helm, sets: list[str]) -> None:
+    for workload in (d for d in helm.template(*sets) if d["kind"] in WORKLOAD_KINDS):
+        pod = workload["spec"]["template"]["spec"]
+        name = workload["metadata"]["name"]
+        pod_sc = pod.get("securityContext") or {}
+        for container in pod["containers"] + pod.get("initContainers", []):
+            sc = container["securityContext"]
+            where = f"{name}/{container['name']}"
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["capabilities"]["drop"] == ["ALL"], where
+            assert sc.get("privileged") is not True, where
+            seccomp = sc.get("seccompProfile") or pod_sc.get("seccompProfile")
+            assert seccomp == {"type": "RuntimeDefault"}, where
+            requests = container["resources"]["requests"]
+            assert requests.get("cpu") and requests.get("memory"), where
+            if name != "nvidia-device-plugin":  # needs root for the kubelet's socket directory
+                assert sc["runAsNonRoot"] is True and pod_sc["runAsNonRoot"] is True, where
+                assert pod_sc["runAsUser"] != 0, where
+
+
+def test_webhook_matches_the_controllers_own_registration(rendered: list[Obj]) -> None:
+    (config,) = copy.deepcopy(of_kind(rendered, "ValidatingWebhookConfiguration"))
+    ours = webhook_configuration(
+        config["metadata"]["name"],
+        b"-",
+        service_name="workspace-controller",
+        service_namespace="kaito-workspace",
+    )
+    (hook,) = config["webhooks"]
+    (expected,) = ours["webhooks"]
+    assert hook["clientConfig"].pop("caBundle")
+    expected["clientConfig"].pop("caBundle")
+    assert hook == expected
+
+
+def test_webhook_certificate_is_trusted_by_its_ca_bundle_and_names_the_service(
+    rendered: list[Obj],
+) -> None:
+    (config,) = of_kind(rendered, "ValidatingWebhookConfiguration")
+    secret = named(rendered, "Secret", "workspace-controller-webhook-cert")
+    ca_pem = base64.b64decode(config["webhooks"][0]["clientConfig"]["caBundle"])
+    assert base64.b64decode(secret["data"]["ca.crt"]) == ca_pem
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    leaf = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    leaf.verify_directly_issued_by(ca)
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "workspace-controller.kaito-workspace.svc" in names.get_values_for_type(x509.DNSName)
+    # The controller serves the mounted certificate and leaves the configuration to the chart.
+    args = named(rendered, "Deployment", "workspace-controller")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["args"]
+    assert "--no-register-webhook" in args
+    assert "--webhook-cert-dir=/etc/kaito/webhook-cert" in args
+    assert "--release-namespace=kaito-workspace" in args
+    assert "--leader-election" in args
+
+
+def test_webhook_by_url_puts_its_host_in_the_certificate(helm: Helm) -> None:
+    docs = helm.template("workspace-controller.webhook.url=https://127.0.0.1:9443/validate/x")
+    (config,) = of_kind(docs, "ValidatingWebhookConfiguration")
+    assert config["webhooks"][0]["clientConfig"]["url"] == "https://127.0.0.1:9443/validate/x"
+    assert "service" not in config["webhooks"][0]["clientConfig"]
+    secret = named(docs, "Secret", "workspace-controller-webhook-cert")
+    leaf = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+
+
+def test_workload_identity_annotates_the_provisioner(helm: Helm) -> None:
+    docs = helm.template(
+        "gpu-provisioner.azure.workloadIdentity.clientId=11111111-2222-3333-4444-555555555555",
+        "gpu-provisioner.azure.tenantId=tenant",
+        "gpu-provisioner.azure.subscriptionId=sub",
+    )
+    sa = named(docs, "ServiceAccount", "gpu-provisioner")
+    assert sa["metadata"]["annotations"] == {
+        "azure.workload.identity/client-id": "11111111-2222-3333-4444-555555555555",
+        "azure.workload.identity/tenant-id": "tenant",
+    }
+    pod = named(docs, "Deployment", "gpu-provisioner")["spec"]["template"]
+    assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["AZURE_CLIENT_ID"] == "11111111-2222-3333-4444-555555555555"
+    assert env["ARM_SUBSCRIPTION_ID"] == "sub"
+    assert env["SYSTEM_NAMESPACE"] == "kaito-workspace"
+    kwok = named(helm.template("gpu-provisioner.cloud=kwok"), "Deployment", "gpu-provisioner")
+    labels = kwok["spec"]["template"]["metadata"]["labels"]
+    assert "azure.workload.identity/use" not in labels
+    kwok_env = {e["name"] for e in kwok["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "ARM_SUBSCRIPTION_ID" not in kwok_env
+
+
+def test_service_monitors_and_device_plugin_are_optional(helm: Helm) -> None:
+    docs = helm.template(
+        "workspace-controller.metrics.serviceMonitor.enabled=true",
+        "gpu-provisioner.metrics.serviceMonitor.enabled=true",
+        "nvidiaDevicePlugin.enabled=true",
+    )
+    monitors = {d["metadata"]["name"] for d in of_kind(docs, "ServiceMonitor")}
+    assert monitors == {"workspace-controller", "gpu-provisioner"}
+    (plugin,) = of_kind(docs, "DaemonSet")
+    tolerations = plugin["spec"]["template"]["spec"]["tolerations"]
+    assert {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"} in (
+        tolerations
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("workspace-controller.nodeProvisioner=magic", "nodeProvisioner"),
+        ("gpu-provisioner.cloud=gcp", "cloud"),
+        ("workspace-controller.featureGates.bogus=true", "bogus"),
+        ("workspace-controller.replicaCount=-1", "replicaCount"),
+        ("crds.installNodeClaim=maybe", "installNodeClaim"),
+        ("workspace-controller.typo=1", "typo"),
+    ],
+)
+def test_schema_rejects_bad_values(helm: Helm, value: str, message: str) -> None:
+    result = helm.run("template", "kaito", str(CHART), "--set", value, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_values_files_document_every_key() -> None:
+    """Every paragraph of values.yaml that sets a top-level key carries a comment."""
+    for values in [CHART / "values.yaml", *sorted((CHART / "charts").glob("*/values.yaml"))]:
+        for paragraph in Path(values).read_text().split("\n\n"):
+            lines = paragraph.splitlines()
+            keys = [line for line in lines if line[:1].isalpha()]
+            if keys:
+                assert any(line.lstrip().startswith("#") for line in lines), (
+                    f"{values}: {keys} undocumented"
+                )
