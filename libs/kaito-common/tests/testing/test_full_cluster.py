@@ -62,7 +62,7 @@ async def test_deployment_pods_run_on_a_kwok_node_and_go_with_it(
         ok = [p for p in pods if p.status.phase == "Running" and _ready(p)]
         return ok if len(ok) == 2 else None
 
-    pods = await eventually(running_pods, within=60, what="2 Running pods of web")
+    pods = await eventually(running_pods, within=120, what="2 Running pods of web")
     for pod in pods:
         assert pod.spec.node_name == DEFAULT_NODE
         assert pod.status.pod_ip
@@ -73,7 +73,7 @@ async def test_deployment_pods_run_on_a_kwok_node_and_go_with_it(
         status = (await apps.read_namespaced_deployment_status("web", namespace)).status
         return status.available_replicas == 2
 
-    await eventually(available, within=30, what="web to report 2 available replicas")
+    await eventually(available, within=60, what="web to report 2 available replicas")
 
     await apps.delete_namespaced_deployment("web", namespace, propagation_policy="Foreground")
 

@@ -99,6 +99,8 @@ _CONTROLLERS = ",".join(
     ]
 )
 
+_CLIENT_COMPONENTS = ("kwok", "kube-scheduler", "kube-controller-manager")
+
 _CLIENTS = {
     "admin": certs_mod.ClientIdentity("kaito-admin", ("system:masters",)),
     # With --use-service-account-credentials=false every controller acts as the
@@ -229,15 +231,37 @@ class ControlPlane:
 
     # --- operations tests use -----------------------------------------------------------------
 
-    def restart_apiserver(self) -> None:
+    def restart_apiserver(self, *, restart_components: bool = True) -> None:
         """Stops kube-apiserver and starts it again on the same port and etcd; waits healthy.
 
         The stop is SIGTERM and, after a short grace, SIGKILL: with clients' watches open the
-        API server would otherwise hold on to them for its full shutdown timeout."""
+        API server would otherwise hold on to them for its full shutdown timeout.
+
+        In the ``full`` profile the controller-manager, scheduler and kwok are stopped first
+        and started again afterwards (``restart_components``): left running, their client-go
+        reflectors back off exponentially (up to a minute after a few restarts), which would
+        stall every later test that needs a controller. Clients under test see the restart
+        as it is."""
+        clients = [
+            self._components.pop(name)
+            for name in _CLIENT_COMPONENTS
+            if restart_components and name in self._components
+        ]
+        for component in clients:
+            component.signal_group(signal.SIGTERM)
+        for component in clients:
+            component.stop(grace=_RESTART_GRACE_S)
         old = self._components.pop("apiserver")
         old.stop(grace=_RESTART_GRACE_S)
         self._run_apiserver(old.argv)
-        log.info("Restarted kube-apiserver", extra={"server": self.server})
+        for component in clients:
+            self._launch(component.name, component.argv)
+        if clients:
+            self._wait_clients_healthy()
+        log.info(
+            "Restarted kube-apiserver",
+            extra={"server": self.server, "restarted": [c.name for c in clients]},
+        )
 
     def compact_etcd(self, *, restart_apiserver: bool = True) -> int:
         """Compacts etcd to its current revision and returns that revision.
@@ -505,17 +529,8 @@ class ControlPlane:
                 "--node-lease-duration-seconds=40",
             ],
         )
-        for name, port in (
-            ("kube-controller-manager", kcm_port),
-            ("kube-scheduler", scheduler_port),
-        ):
-            wait_for(
-                self._healthz_probe(f"https://127.0.0.1:{port}"),
-                timeout=START_TIMEOUT_S,
-                what=f"{name} /healthz",
-                interval=0.2,
-                alive=self._check_alive,
-            )
+        self._health_ports = {"kube-controller-manager": kcm_port, "kube-scheduler": scheduler_port}
+        self._wait_clients_healthy()
         # The service-account controller creating `default` proves the controllers run.
         wait_for(
             lambda: self._exists("/api/v1/namespaces/default/serviceaccounts/default"),
@@ -525,6 +540,16 @@ class ControlPlane:
         )
         for index in range(self.kwok_nodes):
             self.add_kwok_node(f"kwok-node-{index}")
+
+    def _wait_clients_healthy(self) -> None:
+        for name, port in self._health_ports.items():
+            wait_for(
+                self._healthz_probe(f"https://127.0.0.1:{port}"),
+                timeout=START_TIMEOUT_S,
+                what=f"{name} /healthz",
+                interval=0.2,
+                alive=self._check_alive,
+            )
 
     def _healthz_probe(self, server: str) -> Callable[[], bool]:
         return lambda: self._http_ok("/healthz", server=server, verify=False)
