@@ -22,7 +22,7 @@ if [ -z "${BASE_IMAGE:-}" ]; then
   bash "$here/base-image.sh"
 fi
 
-args=(--layers --isolation chroot --format oci --quiet)
+args=(--layers --force-rm --isolation chroot --format oci --quiet)
 [ -n "${BASE_IMAGE:-}" ] && args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
 ca="${KAITO_BUILD_CA-/etc/ssl/certs/ca-certificates.crt}"
 if [ -n "$ca" ] && [ -s "$ca" ]; then
