@@ -14,6 +14,7 @@ and is stopped (process groups, SIGTERM then SIGKILL) by :meth:`ControlPlane.sto
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import shutil
@@ -254,6 +255,8 @@ class ControlPlane:
         old = self._components.pop("apiserver")
         old.stop(grace=_RESTART_GRACE_S)
         self._run_apiserver(old.argv)
+        if any(c.name == "kwok" for c in clients):
+            self._release_kwok_leases()
         for component in clients:
             self._launch(component.name, component.argv)
         if clients:
@@ -540,6 +543,24 @@ class ControlPlane:
         )
         for index in range(self.kwok_nodes):
             self.add_kwok_node(f"kwok-node-{index}")
+
+    def _release_kwok_leases(self) -> None:
+        """Deletes the node Leases the stopped kwok held.
+
+        A new kwok process has a new identity (hostname plus a random suffix) and only plays
+        the Pods of Nodes whose Lease it holds, so it would otherwise wait for the old Leases
+        to expire (40 s) before moving any Pod."""
+        prefix = f"{socket.gethostname()}_"
+        path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+        released = []
+        for lease in self.get_json(path).get("items", []):
+            holder = lease.get("spec", {}).get("holderIdentity") or ""
+            if holder.startswith(prefix):
+                name = lease["metadata"]["name"]
+                with contextlib.suppress(urllib.error.HTTPError):
+                    self.request_json("DELETE", f"{path}/{name}")
+                released.append(name)
+        log.info("Released kwok node leases", extra={"leases": released})
 
     def _wait_clients_healthy(self) -> None:
         for name, port in self._health_ports.items():
