@@ -19,3 +19,13 @@ chart-template: testbin ## Render the chart with its default values to stdout
 .PHONY: chart-test
 chart-test: install testbin ## The chart's tests: lint, template, dry-run, helm install + e2e
 	$(UV) run --frozen pytest charts/tests $(PYTEST_ARGS)
+
+.PHONY: demo-down
+demo-down: ## Stop everything `make demo` started (controllers, server, registry, control plane)
+	.venv/bin/python hack/demo/demo.py down
+
+.PHONY: chart-check
+chart-check: install ## ruff + mypy --strict on the chart tests and the demo (outside libs/services)
+	$(UV) run --frozen ruff check charts/tests hack/demo
+	$(UV) run --frozen ruff format --check charts/tests/*.py hack/demo/*.py
+	MYPYPATH=hack/demo:charts/tests $(UV) run --frozen mypy --strict hack/demo/*.py charts/tests/*.py

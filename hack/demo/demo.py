@@ -1,0 +1,345 @@
+"""`make demo`: Kaito end to end on this machine, no GPU and no cloud.
+
+`up` (the default) starts a local control plane, installs the `kaito` chart, runs both controllers
+with the chart's identities and settings (the gpu-provisioner on the kwok cloud), applies an
+inference Workspace (test-tiny-llama) and the seed's tuning Workspace, shows the objects as they
+converge, then runs the inference server exactly as the controller's Deployment says (paths
+remapped to a local directory) on a tiny model and calls it. Everything keeps running until
+`make demo-down` (`down`), which stops what `up` started. Every line printed reports something
+that happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kaito_local import (
+    REPO,
+    Cluster,
+    HostProcess,
+    free_port,
+    gpu_provisioner_process,
+    helm_install,
+    local_values,
+    registry_secret,
+    seed_tuning_workspace,
+    workspace_controller_process,
+)
+
+STATE = REPO / ".dev" / "demo"
+KUBECONFIG = STATE / "kubeconfig"
+NAMESPACE = "kaito-demo"
+INFERENCE_WS = "workspace-tiny"
+TUNING_WS = "workspace-tuning-phi-3"
+SEED_PROMPT = "What is Kubernetes?"
+START = time.monotonic()
+
+Obj = dict[str, Any]
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - START:6.1f}s] {message}", flush=True)
+
+
+def python() -> str:
+    venv = REPO / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def _pid_file(name: str) -> Path:
+    return STATE / f"{name}.pid"
+
+
+def _remember(name: str, pid: int) -> None:
+    _pid_file(name).write_text(str(pid))
+
+
+def _devcluster(action: str) -> None:
+    subprocess.run(
+        [python(), "-m", "kaito_common.testing.devcluster", action,
+         "--state", str(STATE / "cluster"), "--kubeconfig", str(KUBECONFIG)],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def down() -> None:
+    """Stop every process `up` recorded, then the control plane."""
+    for pid_file in sorted(STATE.glob("*.pid")):
+        pid = int(pid_file.read_text())
+        if not _alive(pid):
+            pid_file.unlink()
+            continue
+        _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+        pid_file.unlink()
+        say(f"Stopped {pid_file.stem} (pid {pid})")
+    if (STATE / "cluster").exists():
+        _devcluster("down")
+        say("Stopped the local control plane")
+
+
+def _signal(pid: int, sig: int) -> None:
+    """The process's own group when it leads one (the controllers), else the process alone."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) counts as stopped.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _spawn_detached(proc: HostProcess) -> None:
+    """Start a controller that outlives this script (own session), and record its pid."""
+    proc.start()
+    assert proc.proc is not None
+    _remember(proc.name, proc.proc.pid)
+
+
+def start_registry() -> tuple[str, str, str]:
+    from kaito_common.testing.registry import LocalRegistry
+
+    registry = LocalRegistry(STATE / "registry")
+    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    registry.start()
+    assert registry.process is not None
+    # LocalRegistry keeps its process in our process group; record it so `down` can stop it.
+    _remember("registry", registry.process.pid)
+    say(f"Started a local registry ({binary}) at {registry.host} with user {registry.username}")
+    return registry.host, registry.username, registry.password
+
+
+def converge(cluster: Cluster, timeout_s: float = 300) -> None:
+    """Print `kubectl get` each time it changes, until both Workspaces got where they go."""
+    last = ""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        table = cluster.kubectl(
+            "get", "workspace,nodeclaims,nodes,pods,svc", "-n", NAMESPACE, check=False
+        )
+        # Ignore the AGE column when deciding whether something changed.
+        shape = re.sub(r"\s+\S+\s*$", "", table, flags=re.MULTILINE)
+        if shape != last:
+            say("kubectl get workspace,nodeclaims,nodes,pods,svc -n " + NAMESPACE)
+            print(table, flush=True)
+            last = shape
+        inference = _condition(cluster, INFERENCE_WS, "InferenceReady")
+        tuning = _condition(cluster, TUNING_WS, "JobStarted")
+        if inference == "True" and tuning == "True":
+            say(f"{INFERENCE_WS}: InferenceReady=True; {TUNING_WS}: JobStarted=True")
+            return
+        time.sleep(1)
+    raise SystemExit(f"demo: the Workspaces did not converge in {timeout_s:.0f}s")
+
+
+def _condition(cluster: Cluster, name: str, type_: str) -> str:
+    out = cluster.kubectl(
+        "get", "workspace", name, "-n", NAMESPACE, "-o",
+        f'jsonpath={{.status.conditions[?(@.type=="{type_}")].status}}', check=False,
+    )  # fmt: skip
+    return out.strip()
+
+
+def _remap(value: str, mounts: dict[str, Path]) -> str:
+    for container_path, local in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
+        if value == container_path or value.startswith(container_path + "/"):
+            return str(local) + value[len(container_path) :]
+        value = value.replace("=" + container_path, "=" + str(local))
+    return value
+
+
+def serve_like_the_pod(cluster: Cluster) -> tuple[int, str, HostProcess]:
+    """Run the inference container's command, args and env from the API, paths remapped."""
+    deployment = cluster.get_json("deployment", INFERENCE_WS, "-n", NAMESPACE)
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    service = cluster.get_json("service", INFERENCE_WS, "-n", NAMESPACE)
+    http = next(p for p in service["spec"]["ports"] if p["name"] == "http")
+    target = http["targetPort"]
+    if isinstance(target, str):
+        target = next(p["containerPort"] for p in container["ports"] if p["name"] == target)
+    port = int(target)
+    argv = [*container.get("command", []), *container.get("args", [])]
+    say(f"The controller's pod spec runs: {' '.join(argv)}")
+
+    pod_dir = STATE / "pod"
+    shutil.rmtree(pod_dir, ignore_errors=True)
+    mounts: dict[str, Path] = {}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        local = pod_dir / mount["name"]
+        local.mkdir(parents=True, exist_ok=True)
+        source = volumes.get(mount["name"], {})
+        if "configMap" in source:
+            cm = cluster.get_json("configmap", source["configMap"]["name"], "-n", NAMESPACE)
+            for key, text in (cm.get("data") or {}).items():
+                (local / key).write_text(text)
+            say(f"Wrote ConfigMap {source['configMap']['name']} to {local} ({mount['mountPath']})")
+        mounts[mount["mountPath"]] = local
+    model_flag = next((a for a in argv if a.startswith("--model=")), "")
+    weights = model_flag.partition("=")[2]
+    if weights:
+        from kaito_common.testing.tiny_model import cached_tiny_model
+
+        model = cached_tiny_model(REPO / ".dev" / "tiny-models")
+        mounts[weights] = model
+        say(f"Built the tiny model (kaito_common.testing.tiny_model) at {model} for {weights}")
+    env: dict[str, str] = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = _remap(str(item["value"]), mounts)
+        else:
+            say(f"Skipped env {item['name']} (valueFrom; needs the cluster)")
+    local_argv = [_remap(a, mounts) for a in argv]
+    if local_argv and Path(local_argv[0]).name.startswith("python"):
+        local_argv[0] = python()
+    say(f"Running it locally: {' '.join(local_argv)}")
+    proc = HostProcess(
+        "inference-server",
+        local_argv,
+        env,
+        STATE / "inference-server.log",
+        f"http://127.0.0.1:{port}/health",
+    )
+    _spawn_detached(proc)
+    served = next((a.partition("=")[2] for a in argv if a.startswith("--served-model-name=")), "")
+    say(f"inference-server answers /health on 127.0.0.1:{port} (the Service's target port)")
+    return port, served, proc
+
+
+def call_it(port: int, model: str) -> None:
+    body = json.dumps({"prompt": SEED_PROMPT}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/chat",
+        data=body,
+        headers={"Content-Type": "application/json", "accept": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as resp:
+        answer = json.loads(resp.read())
+    say(f"POST /chat {body.decode()} -> HTTP {resp.status}")
+    print(f"    {json.dumps(answer)[:300]}", flush=True)
+
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="not-needed")
+    completion = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": SEED_PROMPT}],
+        max_tokens=24,
+    )
+    text = completion.choices[0].message.content or ""
+    say(f"OpenAI client chat.completions.create(model={model!r}) -> {text!r}")
+
+
+def up() -> None:
+    from kaito_common.testing.testbin import ensure_testbin
+
+    if STATE.exists():
+        down()
+    STATE.mkdir(parents=True, exist_ok=True)
+    bin_dir = ensure_testbin()
+    _devcluster("up")
+    cluster = Cluster(bin_dir, KUBECONFIG)
+    say(f"Started the local control plane (etcd, kube-apiserver, controller-manager, scheduler, "
+        f"kwok); KUBECONFIG={KUBECONFIG}")  # fmt: skip
+
+    webhook_port = free_port()
+    values = local_values(webhook_port)
+    helm_install(cluster, values)
+    say("helm install kaito charts/kaito -n kaito-workspace: CRDs, RBAC, ServiceAccounts, "
+        "webhook, default ConfigMaps (" + ", ".join(values) + ")")  # fmt: skip
+
+    provisioner = gpu_provisioner_process(cluster, python(), STATE)
+    _spawn_detached(provisioner)
+    say(f"gpu-provisioner running (cloud kwok) as ServiceAccount kaito-workspace/gpu-provisioner, "
+        f"log {provisioner.log_path}")  # fmt: skip
+    controller = workspace_controller_process(cluster, python(), STATE, webhook_port)
+    _spawn_detached(controller)
+    say(f"workspace-controller running as ServiceAccount kaito-workspace/workspace-controller, "
+        f"webhook on 127.0.0.1:{webhook_port}, log {controller.log_path}")  # fmt: skip
+
+    host, user, password = start_registry()
+    cluster.kubectl("create", "namespace", NAMESPACE)
+    cluster.kubectl(
+        "apply", "-f", "-", input=registry_secret("local-registry", NAMESPACE, host, user, password)
+    )
+    inference = {
+        "apiVersion": "kaito.sh/v1beta1",
+        "kind": "Workspace",
+        "metadata": {"name": INFERENCE_WS, "namespace": NAMESPACE},
+        "resource": {
+            "instanceType": "Standard_NC6s_v3",
+            "labelSelector": {"matchLabels": {"apps": "tiny"}},
+        },
+        "inference": {"preset": {"name": "test-tiny-llama"}},
+    }
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(inference))
+    say(f"Applied Workspace {NAMESPACE}/{INFERENCE_WS} (preset test-tiny-llama)")
+    seed = seed_tuning_workspace(host, "local-registry")
+    cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=seed)
+    say(f"Applied the seed's tuning Workspace {NAMESPACE}/{TUNING_WS} "
+        f"(output image {host}/tuning-phi-3:0.0.1, push secret local-registry)")  # fmt: skip
+
+    converge(cluster)
+    say("kwok marks pods Running without running containers; the inference container runs next, "
+        "on this machine")  # fmt: skip
+    port, model, _ = serve_like_the_pod(cluster)
+    call_it(port, model)
+
+    say("Done. Running now:")
+    for pid_file in sorted(STATE.glob("*.pid")):
+        print(f"    {pid_file.stem:22} pid {pid_file.read_text()}", flush=True)
+    print(f"    local control plane    {STATE / 'cluster'} (supervisor)", flush=True)
+    print(f"  Try: export KUBECONFIG={KUBECONFIG}; kubectl get workspace -A", flush=True)
+    print(f"       curl -X POST http://127.0.0.1:{port}/chat -H 'Content-Type: application/json' "
+          f"-d '{{\"prompt\":\"{SEED_PROMPT}\"}}'", flush=True)  # fmt: skip
+    print("  Stop everything: make demo-down", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("action", nargs="?", choices=["up", "down"], default="up")
+    action = parser.parse_args().action
+    if action == "down":
+        down()
+        return
+    try:
+        up()
+    except BaseException:
+        say("The demo failed; logs are in " + str(STATE) + ". Stopping what it started.")
+        for log in sorted(STATE.glob("*.log")):
+            print(f"--- {log.name} (last lines) ---\n{log.read_text()[-2000:]}", flush=True)
+        down()
+        raise
+
+
+if __name__ == "__main__":
+    main()
