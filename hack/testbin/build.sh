@@ -151,6 +151,17 @@ build_module() {  # name, output dir
   log "Built module $name in $((SECONDS - start))s"
 }
 
+require_go() {
+  if ! command -v go >/dev/null 2>&1; then
+    if [[ -x /usr/local/go/bin/go ]]; then
+      export PATH="/usr/local/go/bin:$PATH"
+    else
+      log "Found no go on PATH; install Go 1.26 or newer (kwok and Helm need it)"
+      exit 1
+    fi
+  fi
+}
+
 build_all() {
   local out
   out="$(bin_dir)"
@@ -158,7 +169,10 @@ build_all() {
   exec 9>"$out/.lock"
   flock 9
   for name in "${MODULES[@]}"; do
-    [[ -f "$out/.built-$name" ]] || build_module "$name" "$out"
+    if [[ ! -f "$out/.built-$name" ]]; then
+      require_go
+      build_module "$name" "$out"
+    fi
   done
   exec 9>&-
   echo "$out"
@@ -167,7 +181,10 @@ build_all() {
 case "${1:-}" in
   "") build_all ;;
   --print-dir) bin_dir ;;
-  --update) update_modules ;;
+  --update)
+    require_go
+    update_modules
+    ;;
   *)
     sed -n '2,11s/^# \{0,1\}//p' "$0" >&2
     exit 2
