@@ -25,7 +25,11 @@ PHI3: dict[str, Any] = {
 TUNING: dict[str, Any] = {
     "apiVersion": "kaito.sh/v1alpha1",
     "kind": "Workspace",
-    "metadata": {"name": "workspace-tuning-phi-3", "namespace": "default"},
+    "metadata": {
+        "name": "workspace-tuning-phi-3",
+        "namespace": "default",
+        "uid": "0b2e6f10-0000-4000-8000-000000000002",
+    },
     "resource": {
         "instanceType": "Standard_NC6s_v3",
         "labelSelector": {"matchLabels": {"app": "tuning-phi-3"}},
@@ -47,3 +51,13 @@ def phi3(**changes: Any) -> dict[str, Any]:
 
 def tuning() -> dict[str, Any]:
     return copy.deepcopy(TUNING)
+
+
+def tuning_volume() -> dict[str, Any]:
+    """A tuning workspace that reads a volume and writes to a volume (no fetch, no push)."""
+    obj = tuning()
+    obj["metadata"]["name"] = "tuning-volumes"
+    obj["tuning"]["method"] = "lora"
+    obj["tuning"]["input"] = {"volumeSource": {"persistentVolumeClaim": {"claimName": "data"}}}
+    obj["tuning"]["output"] = {"volumeSource": {"persistentVolumeClaim": {"claimName": "out"}}}
+    return obj

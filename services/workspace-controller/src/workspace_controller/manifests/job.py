@@ -40,6 +40,8 @@ Obj = dict[str, Any]
 # The runner exits 1 for failures a retry cannot fix (bad config, bad data, rejected
 # credentials, a fetch that already retried): fail the Job at once instead of re-running it.
 RUNNER_FAILURE_EXIT_CODE = 1
+# The user of the project's images (`USER 65532:65532` in their Dockerfiles).
+RUNNER_UID = 65532
 
 
 def _volumes(plan: TuningPlan) -> list[Obj]:
@@ -89,14 +91,13 @@ def _trainer(plan: TuningPlan) -> Obj:
         "resources": resources,
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "data", "mountPath": DATA_DIR, "readOnly": plan.input_volume is not None},
+            {"name": "data", "mountPath": DATA_DIR, "readOnly": True},
             {"name": "results", "mountPath": plan.output_dir},
             {"name": "dshm", "mountPath": "/dev/shm"},
             tmp_mount(),
         ],
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        # The model image may run as root; it still gets no privilege escalation or capabilities.
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
 
@@ -120,7 +121,15 @@ def job_pod_spec(plan: TuningPlan) -> Obj:
         "containers": containers,
         "tolerations": [dict(t) for t in GPU_TOLERATIONS],
         "volumes": _volumes(plan),
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        # One non-root user for every step: the pusher reads what the trainer wrote (safetensors
+        # files are created 0600), and fsGroup makes an output volume writable by it.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUNNER_UID,
+            "runAsGroup": RUNNER_UID,
+            "fsGroup": RUNNER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
     }
     if inits:
         spec["initContainers"] = inits

@@ -106,12 +106,16 @@ def fetch_command(plan: TuningPlan) -> list[str]:
 
 
 def train_command(plan: TuningPlan) -> list[str]:
+    # --output-dir: the results volume is mounted at the config's output_dir as the controller
+    # read it; saying so keeps the write and the mount together even if the ConfigMap changes.
     return runner_argv(
         "train",
         "--config",
         TRAINING_CONFIG_PATH,
         "--data-dir",
         DATA_DIR,
+        "--output-dir",
+        plan.output_dir,
         "--root",
         MOUNT_ROOT,
         "--metrics-port",
