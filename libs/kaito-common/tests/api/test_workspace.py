@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -101,44 +102,10 @@ def test_label_selector_is_required() -> None:
         Workspace.model_validate({"resource": {}, "inference": {"preset": {"name": "phi-4"}}})
 
 
-def kaito_nodeclaim() -> dict[str, Any]:
-    return {
-        "apiVersion": "karpenter.sh/v1",
-        "kind": "NodeClaim",
-        "metadata": {
-            "name": "ws1a2b3c4d5",
-            "labels": {
-                "karpenter.sh/nodepool": "kaito",
-                "kaito.sh/workspace": "workspace-tuning-phi-3",
-                "kaito.sh/workspacenamespace": "default",
-                "app": "tuning-phi-3",
-            },
-            "annotations": {"karpenter.sh/do-not-disrupt": "true"},
-        },
-        "spec": {
-            "nodeClassRef": {"group": "kaito.sh", "kind": "KaitoNodeClass", "name": "default"},
-            "taints": [{"key": "sku", "value": "gpu", "effect": "NoSchedule"}],
-            "requirements": [
-                {"key": "karpenter.sh/nodepool", "operator": "In", "values": ["kaito"]},
-                {
-                    "key": "node.kubernetes.io/instance-type",
-                    "operator": "In",
-                    "values": ["Standard_NC6s_v3"],
-                },
-                {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
-                {
-                    "key": "karpenter.azure.com/sku-name",
-                    "operator": "In",
-                    "values": ["Standard_NC6s_v3"],
-                },
-            ],
-            "resources": {"requests": {"storage": "80Gi"}},
-        },
-    }
-
-
-def test_nodeclaim_round_trips_with_provider_id() -> None:
-    data = kaito_nodeclaim()
+def test_nodeclaim_round_trips_with_provider_id(
+    kaito_nodeclaim: Callable[[str], dict[str, Any]],
+) -> None:
+    data = kaito_nodeclaim("ws1a2b3c4d5")
     data["status"] = {"providerID": "kwok://ws1a2b3c4d5", "imageID": "img", "nodeName": "n1"}
     claim = NodeClaim.model_validate(data)
     assert claim.status is not None and claim.status.provider_id == "kwok://ws1a2b3c4d5"

@@ -3,9 +3,8 @@ they must not, with the messages of the CEL rules."""
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -202,43 +201,8 @@ async def test_schema_rejects_invalid_workspaces(
     )
 
 
-def kaito_nodeclaim(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "karpenter.sh/v1",
-        "kind": "NodeClaim",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "karpenter.sh/nodepool": "kaito",
-                "kaito.sh/workspace": "workspace-tuning-phi-3",
-                "kaito.sh/workspacenamespace": "default",
-            },
-            "annotations": {"karpenter.sh/do-not-disrupt": "true"},
-        },
-        "spec": {
-            "nodeClassRef": {"group": "kaito.sh", "kind": "KaitoNodeClass", "name": "default"},
-            "taints": [{"key": "sku", "value": "gpu", "effect": "NoSchedule"}],
-            "requirements": [
-                {"key": "karpenter.sh/nodepool", "operator": "In", "values": ["kaito"]},
-                {
-                    "key": "node.kubernetes.io/instance-type",
-                    "operator": "In",
-                    "values": ["Standard_NC6s_v3"],
-                },
-                {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
-                {
-                    "key": "karpenter.azure.com/sku-name",
-                    "operator": "In",
-                    "values": ["Standard_NC6s_v3"],
-                },
-            ],
-            "resources": {"requests": {"storage": "80Gi"}},
-        },
-    }
-
-
 async def test_nodeclaim_accepts_kaito_claim_and_keeps_spec_immutable(
-    installed_crds: None, api_client: Any
+    installed_crds: None, api_client: Any, kaito_nodeclaim: Callable[[str], dict[str, Any]]
 ) -> None:
     from kubernetes_asyncio import client
 
@@ -297,11 +261,15 @@ async def test_nodeclaim_accepts_kaito_claim_and_keeps_spec_immutable(
     ids=["in-without-values", "gt-not-integer", "restricted-domain"],
 )
 async def test_nodeclaim_rejects_bad_requirements(
-    installed_crds: None, api_client: Any, requirement: dict[str, Any], message: str
+    installed_crds: None,
+    api_client: Any,
+    kaito_nodeclaim: Callable[[str], dict[str, Any]],
+    requirement: dict[str, Any],
+    message: str,
 ) -> None:
     from kubernetes_asyncio import client
 
-    body = copy.deepcopy(kaito_nodeclaim("wsbadreq0001"))
+    body = kaito_nodeclaim("wsbadreq0001")
     body["spec"]["requirements"].append(requirement)
     api = client.CustomObjectsApi(api_client)
     await expect_rejection(
