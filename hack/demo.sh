@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started=$(date +%s)
-echo "Installing what the demo needs (make testbin install-registry)"
+
 make --no-print-directory testbin install-registry
-echo "Installed in $(( $(date +%s) - started ))s"
+echo "Control plane binaries and docker-registry present (make testbin install-registry, $(( $(date +%s) - started ))s)"
 exec .venv/bin/python hack/demo/demo.py up

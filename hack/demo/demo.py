@@ -66,12 +66,15 @@ def _remember(name: str, pid: int) -> None:
     _pid_file(name).write_text(str(pid))
 
 
-def _devcluster(action: str) -> None:
-    subprocess.run(
+def _devcluster(action: str) -> str:
+    """`kaito_common.testing.devcluster up|down`; returns what it printed."""
+    result = subprocess.run(
         [python(), "-m", "kaito_common.testing.devcluster", action,
          "--state", str(STATE / "cluster"), "--kubeconfig", str(KUBECONFIG)],
-        check=True, stdout=subprocess.DEVNULL,
+        check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    lines = [line.lstrip("# ") for line in result.stdout.splitlines() if line.startswith("#")]
+    return " ".join(lines) or f"devcluster {action} finished"
 
 
 def down() -> None:
@@ -90,8 +93,7 @@ def down() -> None:
         pid_file.unlink()
         say(f"Stopped {pid_file.stem} (pid {pid})")
     if (STATE / "cluster").exists():
-        _devcluster("down")
-        say("Stopped the local control plane")
+        say(_devcluster("down"))
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -209,9 +211,14 @@ def serve_like_the_pod(cluster: Cluster) -> tuple[int, str, HostProcess]:
     if weights:
         from kaito_common.testing.tiny_model import cached_tiny_model
 
-        model = cached_tiny_model(REPO / ".dev" / "tiny-models")
+        cache = REPO / ".dev" / "tiny-models"
+        existed = {p.name for p in cache.glob("tiny-*")} if cache.exists() else set()
+        model = cached_tiny_model(cache)
         mounts[weights] = model
-        say(f"Built the tiny model (kaito_common.testing.tiny_model) at {model} for {weights}")
+        done = (
+            "Reused the tiny model built before" if model.name in existed else "Built a tiny model"
+        )
+        say(f"{done} (kaito_common.testing.tiny_model) at {model}, standing in for {weights}")
     env: dict[str, str] = {}
     for item in container.get("env", []):
         if "value" in item:
