@@ -7,10 +7,23 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 from kubernetes_asyncio.client import ApiClient
-from wc_helpers.cluster import WEBHOOK_CONFIG, ControllerProcess, install_crds
+from wc_helpers.cluster import (
+    RELEASE_NAMESPACE,
+    REPO,
+    WEBHOOK_CONFIG,
+    ControllerProcess,
+    install_crds,
+)
 
 from kaito_common.controller.client import KubeClient
 from kaito_common.testing.controlplane import ControlPlane
+
+CHART_FILES = REPO / "charts" / "kaito" / "charts" / "workspace-controller" / "files"
+TEMPLATE_FILES = {
+    "lora-params-template": "training_config.yaml",
+    "qlora-params-template": "training_config.yaml",
+    "inference-params-template": "inference_config.yaml",
+}
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +31,7 @@ def controller(
     control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControllerProcess]:
     install_crds(control_plane)
+    install_release_templates(control_plane)
     proc = ControllerProcess(control_plane, tmp_path_factory.mktemp("workspace-controller"))
     proc.start()
     try:
@@ -28,6 +42,19 @@ def controller(
         control_plane.kubectl(
             "delete", "validatingwebhookconfiguration", WEBHOOK_CONFIG, "--ignore-not-found"
         )
+
+
+def install_release_templates(control_plane: ControlPlane) -> None:
+    """The chart's default ConfigMaps in the controller's release namespace, made from the same
+    files the chart renders (charts/kaito/charts/workspace-controller/files)."""
+    control_plane.kubectl("create", "namespace", RELEASE_NAMESPACE, check=False)
+    for name, key in TEMPLATE_FILES.items():
+        path = CHART_FILES / f"{name}.yaml"
+        manifest = control_plane.kubectl(
+            "create", "configmap", name, "-n", RELEASE_NAMESPACE,
+            f"--from-file={key}={path}", "--dry-run=client", "-o", "yaml",
+        ).stdout  # fmt: skip
+        control_plane.kubectl("apply", "-f", "-", input=manifest)
 
 
 @pytest_asyncio.fixture

@@ -14,6 +14,13 @@ from wc_helpers.cluster import (
     claim_condition,
     fulfil_claim,
 )
+from wc_helpers.waits import (
+    claims_of,
+    condition,
+    printer_columns,
+    wait_claims,
+    wait_condition,
+)
 
 from kaito_common.api.workspace import Workspace
 from kaito_common.controller.client import KubeClient
@@ -39,44 +46,6 @@ def workspace(name: str, namespace: str, preset: str, sku: str, count: int = 1) 
         },
         "inference": {"preset": {"name": preset}},
     }
-
-
-async def claims_of(kube: KubeClient, name: str, namespace: str) -> list[Obj]:
-    selector = f"kaito.sh/workspace={name},kaito.sh/workspacenamespace={namespace}"
-    return await kube.list_all(NODECLAIM, label_selector=selector)
-
-
-async def wait_claims(kube: KubeClient, name: str, namespace: str, count: int) -> list[Obj]:
-    found: list[Obj] = []
-
-    async def enough() -> bool:
-        nonlocal found
-        found = await claims_of(kube, name, namespace)
-        return len(found) >= count
-
-    await eventually(enough, timeout_s=30, what=f"{count} NodeClaim(s) of {name}")
-    return found
-
-
-def condition(obj: Obj, type_: str) -> Obj:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond["type"] == type_:
-            return dict(cond)
-    return {}
-
-
-async def wait_condition(
-    kube: KubeClient, name: str, namespace: str, type_: str, status: str, timeout_s: float = 60
-) -> Obj:
-    ws: Obj = {}
-
-    async def check() -> bool:
-        nonlocal ws
-        ws = await kube.get(WORKSPACE, name, namespace)
-        return condition(ws, type_).get("status") == status
-
-    await eventually(check, timeout_s=timeout_s, what=f"{type_}={status} on {name}")
-    return ws
 
 
 async def ready_pods(kube: KubeClient, name: str, namespace: str) -> list[Obj]:
@@ -125,10 +94,7 @@ async def test_phi3_workspace_end_to_end(
     node = await kube.get(NODE, node_name)
     assert node["metadata"]["labels"]["accelerator"] == "nvidia"
     table = control_plane.kubectl("get", "workspace", name, "-n", namespace).stdout
-    header, row = table.splitlines()[:2]
-    starts = [header.index(h) for h in header.split()]
-    bounds = zip(starts, [*starts[1:], None], strict=True)
-    columns = {header[a:b].strip(): row[a:b].strip() for a, b in bounds}
+    columns = printer_columns(table)
     assert columns["INSTANCE"] == "Standard_NC6s_v3" and columns["JOBSTARTED"] == ""
     assert columns["RESOURCEREADY"] == "True"
     assert columns["INFERENCEREADY"] == "True"

@@ -20,6 +20,7 @@ from kaito_common.testing.kwok import node_manifest
 REPO = Path(__file__).resolve().parents[4]
 CRDS = REPO / "crds"
 WEBHOOK_CONFIG = "validation.workspace.kaito.sh"
+RELEASE_NAMESPACE = "kaito-test-release"
 WORKSPACE = Kind("kaito.sh", "v1beta1", "workspaces", "Workspace")
 NODECLAIM = Kind("karpenter.sh", "v1", "nodeclaims", "NodeClaim", namespaced=False)
 
@@ -41,6 +42,9 @@ class ControllerProcess:
         self.extra = extra
         self.webhook_port = free_port()
         self.metrics_port = free_port()
+        # Trainer pods whose kubelet the tests play get a loopback IP: the controller reads
+        # their progress from 127.0.0.1 on this port.
+        self.tuning_metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -56,8 +60,10 @@ class ControllerProcess:
             f"--webhook-port={self.webhook_port}", "--webhook-host=127.0.0.1",
             f"--webhook-url={url}", f"--metrics-port={self.metrics_port}",
             "--enable-test-presets", "--allow-loopback-urls",
-            "--nodes-requeue-s=0.5", "--inference-requeue-s=0.5",
-            "--release-namespace=kaito-test-release", *self.extra,
+            "--nodes-requeue-s=0.5", "--inference-requeue-s=0.5", "--tuning-requeue-s=0.5",
+            f"--tuning-metrics-port={self.tuning_metrics_port}",
+            "--tuning-progress-timeout-s=0.5",
+            f"--release-namespace={RELEASE_NAMESPACE}", *self.extra,
         ]  # fmt: skip
 
     def start(self) -> None:
@@ -146,8 +152,17 @@ def claim_condition(type_: str, status: str, reason: str, message: str = "") -> 
     }
 
 
-async def fulfil_claim(client: KubeClient, claim: dict[str, Any], gpus: int = 1) -> str:
-    """Play the provisioner: a kwok Node with the claim's labels and GPUs, then a Ready claim."""
+def now_rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+async def fulfil_claim(
+    client: KubeClient, claim: dict[str, Any], gpus: int = 1, *, kwok: bool = True
+) -> str:
+    """Play the provisioner: a Node with the claim's labels and GPUs, then a Ready claim.
+
+    With `kwok=False` the Node is not kwok's: nothing runs its pods, the test plays its kubelet
+    (the Node's status here; pod status with `play_kubelet`)."""
     name = claim["metadata"]["name"]
     sku = next(
         r["values"][0]
@@ -162,7 +177,22 @@ async def fulfil_claim(client: KubeClient, claim: dict[str, Any], gpus: int = 1)
         taints=[{"key": "sku", "value": "gpu", "effect": "NoSchedule"}],
     )
     node["spec"]["providerID"] = f"kwok://{name}"
+    if not kwok:
+        node["metadata"]["annotations"] = {}
     await client.create(NODE, node)
+    if not kwok:
+        status = dict(node["status"])
+        status["conditions"] = [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "the test plays the kubelet",
+                "lastHeartbeatTime": now_rfc3339(),
+                "lastTransitionTime": now_rfc3339(),
+            }
+        ]
+        await client.patch(NODE, name, {"status": status}, subresource="status")
     conditions = [
         claim_condition(t, "True", t) for t in ("Launched", "Registered", "Initialized", "Ready")
     ]
