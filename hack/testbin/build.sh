@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local Kubernetes control plane's binaries (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl, kwok, helm) from the versions pinned in
-# versions.env, through the Go module proxy, into a cache directory outside the checkout.
+# kube-controller-manager, kube-scheduler, kubectl, kwok, helm; Karpenter core's kwok provider as
+# karpenter-kwok) from the versions pinned in versions.env, through the Go module proxy, into a
+# cache directory outside the checkout.
 #
 #   build.sh              build what is missing; print the binaries' directory on stdout
 #   build.sh --print-dir  print that directory only (builds nothing)
@@ -15,7 +16,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$HERE/versions.env"
-MODULES=(etcd kubernetes kwok helm)
+MODULES=(etcd kubernetes kwok helm karpenter)
 
 export GOFLAGS="-mod=mod -buildvcs=false"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
@@ -94,6 +95,10 @@ tool sigs.k8s.io/kwok/cmd/kwok"
   write_module helm "require helm.sh/helm/v3 $HELM_VERSION
 
 tool helm.sh/helm/v3/cmd/helm"
+
+  write_module karpenter "require sigs.k8s.io/karpenter $KARPENTER_VERSION
+
+tool sigs.k8s.io/karpenter/kwok"
 }
 
 # --- builds ----------------------------------------------------------------------------------
@@ -115,6 +120,10 @@ ldflags_etcd() { echo "-s -w"; }
 
 ldflags_kwok() {
   echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
+}
+
+ldflags_karpenter() {
+  echo "-s -w -X sigs.k8s.io/karpenter/pkg/operator.Version=$KARPENTER_VERSION"
 }
 
 ldflags_helm() {
@@ -143,6 +152,9 @@ build_module() {  # name, output dir
     cd "$HERE/$name"
     if [[ "$name" == etcd ]]; then
       go build -trimpath -ldflags "$(ldflags_etcd)" -o "$tmp/etcd" go.etcd.io/etcd/server/v3
+    elif [[ "$name" == karpenter ]]; then  # its main package is named kwok, like kwok's own
+      go build -trimpath -ldflags "$(ldflags_karpenter)" -o "$tmp/karpenter-kwok" \
+        sigs.k8s.io/karpenter/kwok
     else
       go build -trimpath -ldflags "$("ldflags_$name")" -o "$tmp/" tool
     fi
@@ -188,7 +200,7 @@ case "${1:-}" in
     update_modules
     ;;
   *)
-    sed -n '2,11s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,13s/^# \{0,1\}//p' "$0" >&2
     exit 2
     ;;
 esac
