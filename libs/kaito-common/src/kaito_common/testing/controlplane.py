@@ -6,6 +6,10 @@ Profiles:
 - ``full``: also kube-controller-manager, kube-scheduler and kwok, with one kwok Node, so that
   Deployments become Pods that are scheduled and reported Running, and ownerReferences are
   garbage-collected.
+- ``node``: ``full`` without the default kwok Node, plus one real node (containerd, CNI,
+  kubelet, kube-proxy; :mod:`kaito_common.testing.realnode`) whose pods really run. The API
+  server then also listens on the host's address (pods reach it through the ``kubernetes``
+  Service) and reaches the kubelet with a client certificate (logs, exec).
 
 Everything listens on free loopback ports, keeps its state and logs under the work directory,
 and is stopped (process groups, SIGTERM then SIGKILL) by :meth:`ControlPlane.stop`.
@@ -37,12 +41,13 @@ from kaito_common.testing import certs as certs_mod
 from kaito_common.testing import kwok
 from kaito_common.testing.kubeconfig import write_kubeconfig
 from kaito_common.testing.process import Component
+from kaito_common.testing.realnode import RealNode, RealNodeConfig, host_ip
 from kaito_common.testing.testbin import ensure_testbin
 from kaito_common.testing.waiting import wait_for
 
 log = logging.getLogger(__name__)
 
-Profile = Literal["apiserver", "full"]
+Profile = Literal["apiserver", "full", "node"]
 
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
@@ -111,6 +116,10 @@ _CLIENTS = {
     ),
     "scheduler": certs_mod.ClientIdentity("system:kube-scheduler"),
     "kwok": certs_mod.ClientIdentity("kwok-controller", ("system:masters",)),
+    # The API server's identity towards the real node's kubelet (node profile).
+    "kubelet-client": certs_mod.ClientIdentity(
+        "kube-apiserver-kubelet-client", ("system:masters",)
+    ),
 }
 
 
@@ -145,14 +154,18 @@ class ControlPlane:
         work_dir: Path | str = ".controlplane",
         *,
         bin_dir: Path | None = None,
-        kwok_nodes: int = 1,
+        kwok_nodes: int | None = None,
+        node_gpus: int = 1,
     ) -> None:
-        if profile not in ("apiserver", "full"):
+        if profile not in ("apiserver", "full", "node"):
             raise ValueError(f"unknown control plane profile {profile!r}")
         self.profile: Profile = profile
         self.work_dir = Path(work_dir).resolve()
         self.bin_dir: Path = bin_dir if bin_dir is not None else ensure_testbin()
-        self.kwok_nodes = kwok_nodes
+        self.kwok_nodes = kwok_nodes if kwok_nodes is not None else (0 if profile == "node" else 1)
+        self.node_gpus = node_gpus
+        self.real_node: RealNode | None = None
+        self.node_ip = host_ip() if profile == "node" else "127.0.0.1"
         self.kubeconfig_path: Path = self.work_dir / "kubeconfig"
         self.log_dir: Path = self.work_dir / "logs"
         self.etcd_port = free_port()
@@ -187,8 +200,10 @@ class ControlPlane:
             self._prepare()
             self._start_etcd()
             self._start_apiserver()
-            if self.profile == "full":
+            if self.profile in ("full", "node"):
                 self._start_full()
+            if self.profile == "node":
+                self._start_real_node()
         except BaseException:
             logs = self.component_logs(lines=30)
             self.stop()
@@ -208,6 +223,9 @@ class ControlPlane:
     def stop(self) -> None:
         """Stops every component (clients first, etcd last); leaves no process behind."""
         with self._lock:
+            if self.real_node is not None:
+                self.real_node.stop()
+                self.real_node = None
             clients = [c for n, c in self._components.items() if n not in ("apiserver", "etcd")]
             for component in clients:
                 component.signal_group(signal.SIGTERM)
@@ -220,7 +238,10 @@ class ControlPlane:
 
     def running(self) -> dict[str, bool]:
         """Whether each started component's process is alive."""
-        return {name: c.running() for name, c in self._components.items()}
+        status = {name: c.running() for name, c in self._components.items()}
+        if self.real_node is not None:
+            status.update(self.real_node.running())
+        return status
 
     def component_logs(self, lines: int = 40) -> dict[str, str]:
         """The tail of each component's log, keyed by component name."""
@@ -228,6 +249,8 @@ class ControlPlane:
         for path in sorted(self.log_dir.glob("*.log")):
             component = Component(path.stem, [], path)
             out[path.stem] = component.log_tail(lines)
+        if self.real_node is not None:
+            out.update(self.real_node.component_logs(lines))
         return out
 
     # --- operations tests use -----------------------------------------------------------------
@@ -427,8 +450,7 @@ class ControlPlane:
         return [
             str(self.bin_dir / "kube-apiserver"),
             f"--etcd-servers={self.etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            *self._apiserver_address_args(),
             f"--secure-port={self.apiserver_port}",
             f"--cert-dir={self.work_dir / 'pki'}",
             f"--tls-cert-file={c.serving.cert}",
@@ -441,12 +463,47 @@ class ControlPlane:
             "--authorization-mode=Node,RBAC",
             f"--enable-admission-plugins={_ADMISSION_PLUGINS}",
             "--allow-privileged=true",
-            # The default reconciler would publish 127.0.0.1 as the `kubernetes` Service's
-            # endpoint, which validation rejects (loopback); nothing in-cluster dials it.
-            "--endpoint-reconciler-type=none",
             "--profiling=false",
             "--v=0",
         ]
+
+    def _apiserver_address_args(self) -> list[str]:
+        if self.profile != "node":
+            return [
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                # The default reconciler would publish 127.0.0.1 as the `kubernetes` Service's
+                # endpoint, which validation rejects (loopback); nothing in-cluster dials it.
+                "--endpoint-reconciler-type=none",
+            ]
+        assert self._certs is not None
+        kubelet_client = self._certs.clients["kubelet-client"]
+        # Real pods dial the `kubernetes` Service, so the API server listens on the host's
+        # address too and publishes it as that Service's endpoint.
+        return [
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={self.node_ip}",
+            "--endpoint-reconciler-type=lease",
+            f"--kubelet-client-certificate={kubelet_client.cert}",
+            f"--kubelet-client-key={kubelet_client.key}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+        ]
+
+    def _start_real_node(self) -> None:
+        assert self._certs is not None
+        self.real_node = RealNode(
+            RealNodeConfig(
+                work_dir=self.work_dir / "node",
+                bin_dir=self.bin_dir,
+                server=self.server,
+                ca=self._certs.ca,
+                admin_kubeconfig=self.kubeconfig_path,
+                service_cidr=SERVICE_CIDR,
+                node_ip=self.node_ip,
+                gpus=self.node_gpus,
+            )
+        )
+        self.real_node.start()
 
     def _run_apiserver(self, argv: list[str]) -> None:
         self._launch("apiserver", argv)

@@ -1,0 +1,3 @@
+module kaito.dev/realnode/pause
+
+go 1.25.0
