@@ -49,8 +49,13 @@ def parse_count(quantity: Any) -> int:
 
 
 def gpu_capacity(node: Obj) -> int:
-    capacity = (node.get("status") or {}).get("capacity") or {}
-    return parse_count(capacity.get(L.RESOURCE_NVIDIA_GPU))
+    """GPUs the node reports, in capacity or allocatable: a device plugin fills both, while
+    Karpenter's kwok provider puts the instance type's GPUs in allocatable only."""
+    status = node.get("status") or {}
+    return max(
+        parse_count((status.get(field) or {}).get(L.RESOURCE_NVIDIA_GPU))
+        for field in ("capacity", "allocatable")
+    )
 
 
 def belongs_to(obj: Obj, workspace: str, namespace: str) -> bool:
