@@ -57,7 +57,7 @@ pytest: install $(TEST_DEPS) ## Run the test suite only
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 .PHONY: test
-test: lint typecheck verify-crds pytest ## Everything CI runs: lint, typecheck, verify-crds, tests
+test: lint typecheck chart-check verify-crds pytest ## Everything CI runs: lint, typecheck, verify-crds, tests
 
 .PHONY: bench
 bench: install $(BENCH_TARGETS) ## Run every benchmark (prints ratios; never fails the build)
