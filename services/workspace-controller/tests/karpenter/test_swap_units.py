@@ -1,0 +1,56 @@
+"""Pure parts of the swap: Karpenter's kwok instance types from our catalog, and GPUs that a
+node reports in allocatable only (how Karpenter's kwok provider builds its nodes)."""
+
+from __future__ import annotations
+
+from swap_support import SKU, SKU_GPUS
+
+from kaito_common.presets import default_catalog
+from kaito_common.testing import karpenter
+from workspace_controller.nodes.assessment import NodeRequest, assess
+from workspace_controller.nodes.facts import gpu_capacity
+
+
+def karpenter_kwok_node(allocatable_gpus: str | None) -> dict[str, object]:
+    allocatable = {"cpu": "31900m", "memory": "262134Mi", "pods": "110", "storage": "10Gi"}
+    if allocatable_gpus is not None:
+        allocatable["nvidia.com/gpu"] = allocatable_gpus
+    return {
+        "metadata": {
+            "name": "kwok-ws1-x",
+            "labels": {"node.kubernetes.io/instance-type": SKU, "accelerator": "nvidia"},
+        },
+        # Karpenter's kwok provider: capacity = the claim's requests; allocatable adds the
+        # instance type's resources.
+        "status": {
+            "capacity": {"storage": "10Gi"},
+            "allocatable": allocatable,
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+def test_gpus_in_allocatable_only_count() -> None:
+    assert gpu_capacity(karpenter_kwok_node(SKU_GPUS)) == int(SKU_GPUS)
+    assert gpu_capacity(karpenter_kwok_node(None)) == 0
+    request = NodeRequest("ws", "ns", 1, SKU, {}, provision=False)
+    assert assess([karpenter_kwok_node(SKU_GPUS)], [], request).nodes_ready
+    missing = assess([karpenter_kwok_node(None)], [], request)
+    assert missing.nodes_reason == "NodePluginsNotReady"
+
+
+def test_instance_type_matches_catalog_sku() -> None:
+    sku = default_catalog().sku(SKU)
+    assert sku is not None
+    it = karpenter.instance_type(sku)
+    assert it["name"] == SKU
+    assert it["resources"]["nvidia.com/gpu"] == str(sku.gpu_count) == SKU_GPUS
+    assert it["operatingSystems"] == ["linux"] and it["architecture"] == "amd64"
+    (offering,) = it["offerings"]
+    keys = {r["key"]: r["values"] for r in offering["Requirements"]}
+    assert keys == {
+        "karpenter.sh/capacity-type": ["on-demand"],
+        "topology.kubernetes.io/zone": [karpenter.ZONE],
+    }
+    ref = karpenter.NodeClass()
+    assert (ref.group, ref.kind) == ("karpenter.kwok.sh", "KWOKNodeClass")
