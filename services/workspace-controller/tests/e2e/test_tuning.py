@@ -397,3 +397,28 @@ async def test_success_shows_the_final_progress(
     ws = await kube.get(WORKSPACE, name, namespace)
     assert condition(ws, "WorkspaceSucceeded")["status"] == "True"
     assert len(await wait_claims(kube, name, namespace, 1)) == 1
+
+
+async def test_volume_output_has_no_push_step(kube: KubeClient, namespace: str) -> None:
+    name = "tune-to-volume"
+    obj = tiny_tuning(name, namespace)
+    obj["tuning"]["input"] = {"volumeSource": {"hostPath": {"path": "/srv/dolly"}}}
+    obj["tuning"]["output"] = {"volumeSource": {"emptyDir": {}}}
+    await kube.create(WORKSPACE, obj)
+    (claim,) = await wait_claims(kube, name, namespace, 1)
+    node = await fulfil_claim(kube, claim, gpus=1, kwok=False)
+    job = await wait_job(kube, name, namespace, "1")
+    spec = job["spec"]["template"]["spec"]
+    assert "initContainers" not in spec, "no fetch (volume input) and no push (volume output)"
+    assert [c["name"] for c in spec["containers"]] == ["trainer"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["data"]["hostPath"]["path"] == "/srv/dolly"
+    assert volumes["results"]["emptyDir"] == {}
+    pod = await job_pod(kube, name, namespace)
+    await write_pod_status(
+        kube, pod, {"phase": "Succeeded", "containerStatuses": [terminated("trainer", 0)]}
+    )
+    ws = await wait_condition(kube, name, namespace, "WorkspaceSucceeded", "True")
+    assert "written to the output volume" in condition(ws, "WorkspaceSucceeded")["message"]
+    assert ws["status"]["state"] == "Succeeded"
+    await kube.delete(NODE, node)
