@@ -21,3 +21,15 @@ def test_unknown_gate_is_rejected() -> None:
 def test_kaito_gate_for_byo() -> None:
     assert parse_settings(["--feature-gates=disableNodeAutoProvisioning=true"]).byo
     assert not parse_settings([]).byo
+
+
+def test_tuning_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = parse_settings([])
+    assert defaults.tuning_runner_image == "mcr.microsoft.com/aks/kaito/tuning-runner:0.1.0"
+    assert (defaults.tuning_metrics_port, defaults.tuning_backoff_limit) == (5000, 2)
+    monkeypatch.setenv("KAITO_WC_TUNING_RUNNER_IMAGE", "reg.io/runner:2")
+    s = parse_settings(["--tuning-metrics-port=9100", "--tuning-requeue-s=1.5"])
+    assert s.tuning_runner_image == "reg.io/runner:2"
+    assert s.tuning_metrics_port == 9100 and s.tuning_requeue_s == 1.5
+    with pytest.raises(ValidationError):
+        parse_settings(["--tuning-metrics-port=0"])
