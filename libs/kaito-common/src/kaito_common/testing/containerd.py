@@ -38,13 +38,16 @@ class ContainerdError(RuntimeError):
 
 @dataclass(frozen=True)
 class ContainerdPaths:
-    """Where one containerd keeps everything."""
+    """Where one containerd keeps everything: ``base`` holds config, socket and state (what
+    dies with the node); ``image_root`` (its "root": content, snapshots, metadata) may live
+    elsewhere so that imported images outlive the node."""
 
     base: Path
+    image_root: Path | None = None
 
     @property
     def root(self) -> Path:
-        return self.base / "root"
+        return self.image_root if self.image_root is not None else self.base / "root"
 
     @property
     def state(self) -> Path:
@@ -169,9 +172,13 @@ class Containerd:
         )
         return result.returncode == 0
 
+    def ctr_argv(self) -> list[str]:
+        """``ctr`` against this containerd, in the ``k8s.io`` namespace."""
+        return ["ctr", "--address", str(self.paths.socket), "--namespace", NAMESPACE]
+
     def ctr(self, *args: str, timeout: float = 120.0) -> str:
         """Runs ``ctr`` in the ``k8s.io`` namespace; returns its stdout."""
-        argv = ["ctr", "--address", str(self.paths.socket), "--namespace", NAMESPACE, *args]
+        argv = [*self.ctr_argv(), *args]
         result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
         if result.returncode != 0:
             raise ContainerdError(f"{' '.join(argv)} failed: {result.stderr.strip()}")

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from kaito_common.testing.controlplane import ControlPlane
+from kaito_common.testing.controlplane import ControlPlane, Profile
 from kaito_common.testing.waiting import wait_for
 
 log = logging.getLogger("kaito_common.testing.devcluster")
@@ -67,7 +67,7 @@ def _kubectl_answers(state: Path, kubeconfig: Path) -> bool:
     return result.returncode == 0
 
 
-def up(state: Path, kubeconfig: Path, timeout: float) -> int:
+def up(state: Path, kubeconfig: Path, timeout: float, profile: Profile = "full") -> int:
     state = state.resolve()
     kubeconfig = kubeconfig.resolve()
     pid = _read_pid(state)
@@ -101,6 +101,8 @@ def up(state: Path, kubeconfig: Path, timeout: float) -> int:
                 str(state),
                 "--kubeconfig",
                 str(kubeconfig),
+                "--profile",
+                profile,
             ],
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -163,7 +165,7 @@ def down(state: Path, kubeconfig: Path | None) -> int:
     return 0
 
 
-def serve(state: Path, kubeconfig: Path) -> int:
+def serve(state: Path, kubeconfig: Path, profile: Profile = "full") -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -175,7 +177,7 @@ def serve(state: Path, kubeconfig: Path) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    plane = ControlPlane("full", state / "work")
+    plane = ControlPlane(profile, state / "work")
     with plane:
         kubeconfig.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(plane.kubeconfig_path, kubeconfig)
@@ -202,12 +204,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--kubeconfig", type=Path, default=Path(".dev/kubeconfig"))
         if name == "up":
             p.add_argument("--timeout", type=float, default=180.0)
+        if name in ("up", "serve"):
+            # node: the full control plane plus one real node (kaito_common.testing.realnode).
+            p.add_argument("--profile", choices=("full", "node"), default="full")
     args = parser.parse_args(argv)
     if args.command == "up":
-        return up(args.state, args.kubeconfig, args.timeout)
+        return up(args.state, args.kubeconfig, args.timeout, args.profile)
     if args.command == "down":
         return down(args.state, args.kubeconfig)
-    return serve(args.state.resolve(), args.kubeconfig.resolve())
+    return serve(args.state.resolve(), args.kubeconfig.resolve(), args.profile)
 
 
 if __name__ == "__main__":

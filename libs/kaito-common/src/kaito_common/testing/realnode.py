@@ -70,6 +70,14 @@ class RealNodeConfig:
     gpus: int = 0
     max_pods: int = 40
     labels: Mapping[str, str] = field(default_factory=dict)
+    # containerd's root (images, snapshots); None: the default cache, kept between runs so
+    # that images are imported once per machine.
+    image_store: Path | None = None
+
+
+def default_image_store() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Path(os.environ.get("KAITO_REALNODE_IMAGES") or cache / "kaito-realnode" / "containerd")
 
 
 def host_ip() -> str:
@@ -102,7 +110,10 @@ class RealNode:
         self.dir = config.work_dir.resolve()
         self.log_dir = self.dir / "logs"
         self.containerd = containerd.Containerd(
-            containerd.ContainerdPaths(self.dir / "containerd"), self.log_dir / "containerd.log"
+            containerd.ContainerdPaths(
+                self.dir / "containerd", config.image_store or default_image_store()
+            ),
+            self.log_dir / "containerd.log",
         )
         self.network = cni.PodNetwork(
             bridge=config.bridge,
@@ -198,6 +209,7 @@ class RealNode:
         counts["processes"] = _kill_cgroup_processes("kubepods")
         containerd.kill_shims(self.containerd.paths)
         counts["mounts"] = len(containerd.unmount_under(self.dir))
+        counts["mounts"] += len(containerd.unmount_under(self.containerd.paths.root))
         cni.delete_bridge(self.config.bridge)
         cni.remove_iptables_leftovers()
         self._kube_proxy_cleanup()
@@ -218,6 +230,7 @@ class RealNode:
     def leftovers(self) -> list[str]:
         """What of the node is still on the machine (empty after a clean :meth:`stop`)."""
         found = [f"mount {p}" for p in containerd.mounts_under(self.dir)]
+        found += [f"mount {p}" for p in containerd.mounts_under(self.containerd.paths.root)]
         found += [f"shim pid {p}" for p in containerd.shim_pids(self.containerd.paths)]
         if cni.bridge_exists(self.config.bridge):
             found.append(f"interface {self.config.bridge}")
