@@ -1,0 +1,159 @@
+"""`helm install` of the umbrella chart on the real node: the workspace controller and the
+gpu-provisioner run as pods from our images (``make images``, imported into containerd) with the
+chart's RBAC, reach the API server through the ``kubernetes`` Service, and serve the validating
+webhook through their Service (the API server dials the pod on the node's bridge). An inference
+Workspace then provisions a GPU node on the kwok cloud and is deleted with everything it made.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kaito_common.testing.image_import import ImageImportError, buildah_image_id, import_images
+from kaito_common.testing.waiting import wait_for
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+CHART = REPO_ROOT / "charts" / "kaito"
+RELEASE = "kaito"
+RELEASE_NS = "kaito-workspace"
+IMAGE_TAG = "dev"
+CONTROLLER_IMAGES = {
+    "workspace-controller": f"localhost/kaito/workspace-controller:{IMAGE_TAG}",
+    "gpu-provisioner": f"localhost/kaito/gpu-provisioner:{IMAGE_TAG}",
+}
+SKU = "Standard_NC6s_v3"
+
+
+def _ensure_built(images: dict[str, str]) -> None:
+    """Builds the controller images with buildah when its store lacks them (never skipped)."""
+    missing = []
+    for service, image in images.items():
+        try:
+            buildah_image_id(image)
+        except ImageImportError:
+            missing.append(service)
+    if missing:
+        subprocess.run(
+            ["bash", str(REPO_ROOT / "hack" / "images" / "build.sh"), *missing],
+            check=True,
+            env={**os.environ, "IMAGE_REPO": "localhost/kaito", "IMAGE_TAG": IMAGE_TAG},
+        )
+
+
+@pytest.fixture(scope="module")
+def release(node_cluster: Any) -> Iterator[Any]:
+    _ensure_built(CONTROLLER_IMAGES)
+    import_images(node_cluster.node.containerd, list(CONTROLLER_IMAGES.values()))
+    helm = str(node_cluster.plane.bin_dir / "helm")
+    argv = [
+        helm, f"--kubeconfig={node_cluster.plane.kubeconfig_path}",
+        "upgrade", "--install", RELEASE, str(CHART), "--namespace", RELEASE_NS,
+        "--create-namespace", "--wait", "--timeout", "4m",
+        "--set", f"workspace-controller.image.tag={IMAGE_TAG}",
+        "--set", f"gpu-provisioner.image.tag={IMAGE_TAG}",
+        "--set", "workspace-controller.presets.enableTestPresets=true",
+        "--set", "gpu-provisioner.cloud=kwok",
+    ]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+    if result.returncode != 0:
+        pods = node_cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False)
+        events = node_cluster.kubectl("get", "events", "-n", RELEASE_NS, check=False)
+        raise AssertionError(f"helm install failed:\n{result.stderr}\n{pods}\n{events}")
+    try:
+        yield node_cluster
+    finally:
+        subprocess.run(
+            [helm, f"--kubeconfig={node_cluster.plane.kubeconfig_path}", "uninstall", RELEASE,
+             "-n", RELEASE_NS, "--wait", "--timeout", "2m"],
+            capture_output=True, check=False, timeout=180,
+        )  # fmt: skip
+
+
+def _pods(cluster: Any, selector: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = cluster.get("pods", "-n", RELEASE_NS, "-l", selector)["items"]
+    return items
+
+
+def test_controllers_run_as_pods_on_the_real_node(release: Any) -> None:
+    for name, image in CONTROLLER_IMAGES.items():
+        pods = _pods(release, f"app.kubernetes.io/name={name}")
+        assert len(pods) == 1, name
+        pod = pods[0]
+        assert pod["spec"]["nodeName"] == release.node.name
+        assert pod["spec"]["containers"][0]["image"] == image
+        statuses = pod["status"]["containerStatuses"]
+        assert all(s["ready"] for s in statuses), statuses
+        # The very image buildah built (CRI reports the config digest of a local image).
+        assert statuses[0]["imageID"].endswith(buildah_image_id(image).removeprefix("sha256:"))
+        sa = pod["spec"]["serviceAccountName"]
+        assert sa != "default"
+
+
+def test_inference_workspace_through_the_webhook_then_deletion(release: Any) -> None:
+    ns = "rn-e2e"
+    release.kubectl("create", "namespace", ns, check=False)
+    bad = {
+        "apiVersion": "kaito.sh/v1beta1",
+        "kind": "Workspace",
+        "metadata": {"name": "bad"},
+        "resource": {"instanceType": SKU, "labelSelector": {"matchLabels": {"apps": "bad"}}},
+        "inference": {"preset": {"name": "no-such-preset"}},
+    }
+    argv = [str(release.plane.bin_dir / "kubectl"), f"--kubeconfig={release.plane.kubeconfig_path}"]
+    rejected = subprocess.run(
+        [*argv, "apply", "-n", ns, "-f", "-"],
+        input=yaml.safe_dump(bad),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # The API server called the webhook pod through its Service on the real node.
+    assert rejected.returncode != 0
+    assert "denied the request" in rejected.stderr, rejected.stderr
+
+    good = {
+        **bad,
+        "metadata": {"name": "tiny"},
+        "resource": {"instanceType": SKU, "labelSelector": {"matchLabels": {"apps": "tiny"}}},
+        "inference": {"preset": {"name": "test-tiny-llama"}},
+    }
+    release.apply(yaml.safe_dump(good), ns)
+
+    def condition(name: str) -> bool:
+        ws = release.get("workspace", "tiny", "-n", ns)
+        return any(
+            c["type"] == name and c["status"] == "True"
+            for c in ws.get("status", {}).get("conditions", [])
+        )
+
+    wait_for(lambda: condition("InferenceReady"), timeout=180.0, what="InferenceReady", interval=1)
+    ws = release.get("workspace", "tiny", "-n", ns)
+    (node,) = ws["status"]["workerNodes"]
+    assert release.get("nodeclaim", node)["metadata"]["labels"]["kaito.sh/workspace"] == "tiny"
+    release.get("service", "tiny", "-n", ns)
+
+    release.kubectl("delete", "workspace", "tiny", "-n", ns, "--wait=false")
+
+    def gone() -> bool:
+        left = release.kubectl("get", "workspace", "tiny", "-n", ns, "--ignore-not-found")
+        claim = release.kubectl("get", "nodeclaim", node, "--ignore-not-found")
+        kwok_node = release.kubectl("get", "node", node, "--ignore-not-found")
+        deployment = release.kubectl("get", "deployment", "tiny", "-n", ns, "--ignore-not-found")
+        return not (left or claim or kwok_node or deployment)
+
+    wait_for(gone, timeout=120.0, what="the Workspace, Deployment, NodeClaim and Node to go")
+    release.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_controllers_were_never_forbidden(release: Any) -> None:
+    for name in CONTROLLER_IMAGES:
+        (pod,) = _pods(release, f"app.kubernetes.io/name={name}")
+        log = release.kubectl("logs", pod["metadata"]["name"], "-n", RELEASE_NS)
+        assert "Forbidden" not in log and " 403" not in log, log[-3000:]
