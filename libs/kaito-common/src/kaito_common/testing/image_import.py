@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from kaito_common.testing.containerd import Containerd, ContainerdError
+from kaito_common.testing.containerd import Containerd, ContainerdError, ContainerdPaths
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +112,22 @@ def import_image(node: Containerd, name: str) -> bool:
 def import_images(node: Containerd, names: Sequence[str]) -> list[str]:
     """Imports each image that containerd lacks; returns the names imported."""
     return [name for name in names if import_image(node, name)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m kaito_common.testing.image_import --socket SOCK IMAGE...`` (the dev node)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="image_import", description=__doc__)
+    parser.add_argument("--socket", type=Path, required=True, help="the node's containerd socket")
+    parser.add_argument("images", nargs="+")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    node = Containerd(ContainerdPaths(args.socket.parent), Path(os.devnull))
+    imported = import_images(node, args.images)
+    print(f"imported {len(imported)} of {len(args.images)} images: {' '.join(imported)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

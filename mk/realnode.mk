@@ -1,0 +1,25 @@
+# One real node (containerd + CNI + kubelet + kube-proxy) in the local cluster.
+# See docs/real-node.md.
+
+REALNODE_STATE = $(DEV_DIR)/cluster
+REALNODE_IMAGES ?= localhost/kaito/workspace-controller:dev localhost/kaito/gpu-provisioner:dev
+
+.PHONY: realnode-tools
+realnode-tools: ## Install Debian's containerd, runc, CNI plugins, iptables, conntrack, busybox-static (idempotent)
+	@bash hack/realnode/install.sh
+
+TEST_DEPS += realnode-tools
+
+.PHONY: cluster-up-real
+cluster-up-real: install testbin realnode-tools ## cluster-up with one real node (kubelet + containerd); stop with cluster-down
+	@$(PY) -m kaito_common.testing.devcluster up --profile node --timeout 300 \
+	  --state $(REALNODE_STATE) --kubeconfig $(DEV_DIR)/kubeconfig
+
+.PHONY: realnode-import
+realnode-import: ## Import REALNODE_IMAGES from buildah's store into the running real node's containerd
+	@$(PY) -m kaito_common.testing.image_import \
+	  --socket $(REALNODE_STATE)/work/node/containerd/containerd.sock $(REALNODE_IMAGES)
+
+.PHONY: test-realnode
+test-realnode: install testbin realnode-tools ## The real-node tests (node, pods, Services, helm install)
+	$(UV) run --frozen pytest libs/kaito-common/tests/realnode $(PYTEST_ARGS)
