@@ -78,7 +78,7 @@ async def test_phi3_workspace_end_to_end(
     )
     assert claim["metadata"]["labels"] == expected["metadata"]["labels"]
     assert claim["metadata"]["annotations"] == expected["metadata"]["annotations"]
-    assert {k: v for k, v in claim["spec"].items() if k != "expireAfter"} == expected["spec"]
+    assert claim["spec"] == expected["spec"]
     ws = await wait_condition(kube, name, namespace, "ResourceReady", "False")
     assert "0 of 1 Ready node(s)" in condition(ws, "ResourceReady")["message"]
     assert (await kube.get_or_none(DEPLOYMENT, name, namespace)) is None

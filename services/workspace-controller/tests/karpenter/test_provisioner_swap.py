@@ -56,6 +56,8 @@ def check_node_origin(provisioner: str, node: Obj, claim: Obj) -> None:
     assert labels["node.kubernetes.io/instance-type"] == SKU
     assert labels["karpenter.sh/registered"] == "true"
     assert labels["karpenter.sh/initialized"] == "true"
+    # Accepted by both NodeClaim CRDs; Karpenter core would delete the claim once it expired.
+    assert claim["spec"]["expireAfter"] == "Never"
     owners = node["metadata"].get("ownerReferences") or []
     assert [(o["kind"], o["name"]) for o in owners] == [("NodeClaim", claim["metadata"]["name"])]
     if provisioner == "karpenter":

@@ -72,5 +72,8 @@ def nodeclaim_manifest(
             "resources": {
                 "requests": {"storage": f"{disk_gib}Gi" if disk_gib else DEFAULT_STORAGE}
             },
+            # Karpenter core deletes a claim once expireAfter (CRD default 720h) has passed;
+            # a workspace's nodes must live as long as the workspace.
+            "expireAfter": "Never",
         },
     }
