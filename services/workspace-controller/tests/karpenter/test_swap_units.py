@@ -54,3 +54,37 @@ def test_instance_type_matches_catalog_sku() -> None:
     }
     ref = karpenter.NodeClass()
     assert (ref.group, ref.kind) == ("karpenter.kwok.sh", "KWOKNodeClass")
+
+
+def test_claim_initialization_lagging_its_ready_node_does_not_hold_the_workspace() -> None:
+    """On a real cloud Karpenter core may keep Kaito's claim Initialized=Unknown (its `storage`
+    request never shows in allocatable); the claim's Ready node with GPUs is what counts."""
+    node = karpenter_kwok_node(SKU_GPUS)
+    node["metadata"]["labels"].update(  # type: ignore[index]
+        {"kaito.sh/workspace": "ws", "kaito.sh/workspacenamespace": "ns"}
+    )
+    lagging_claim = {
+        "metadata": {
+            "name": "ws1",
+            "labels": {"kaito.sh/workspace": "ws", "kaito.sh/workspacenamespace": "ns"},
+        },
+        "status": {
+            "nodeName": "kwok-ws1-x",
+            "conditions": [
+                {"type": "Launched", "status": "True", "reason": "Launched"},
+                {"type": "Registered", "status": "True", "reason": "Registered"},
+                {
+                    "type": "Initialized",
+                    "status": "Unknown",
+                    "reason": "ResourceNotRegistered",
+                    "message": 'Resource "storage" was requested but not registered',
+                },
+                {"type": "Ready", "status": "Unknown", "reason": "ReconcilingDependents"},
+            ],
+        },
+    }
+    result = assess([node], [lagging_claim], NodeRequest("ws", "ns", 1, SKU, {}))
+    assert result.ready and result.to_create == 0 and result.selected == ["kwok-ws1-x"]
+    # Without its node the same claim is reported with Karpenter's own words.
+    waiting = assess([], [lagging_claim], NodeRequest("ws", "ns", 1, SKU, {}))
+    assert not waiting.claims_ready and "ResourceNotRegistered" in waiting.claims_message
