@@ -31,6 +31,8 @@ def _web(name: str) -> str:
             "template": {
                 "metadata": {"labels": {"app": name}},
                 "spec": {
+                    # busybox as PID 1 ignores SIGTERM: do not wait 30 s on deletion.
+                    "terminationGracePeriodSeconds": 1,
                     "containers": [
                         {
                             "name": "web",
@@ -44,7 +46,7 @@ def _web(name: str) -> str:
                             },
                             "resources": {"limits": {GPU_RESOURCE: "1"}},
                         }
-                    ]
+                    ],
                 },
             },
         },
@@ -110,9 +112,7 @@ def test_gpu_pod_runs_and_its_clusterip_routes(node_cluster: Any, ns: str) -> No
     assert WEB_PAGE in log
     assert "api-server-reachable" in log
 
-    # The API server reaches the kubelet: logs of the web pod.
-    web_log = node_cluster.kubectl("logs", pod["metadata"]["name"], "-n", ns)
-    assert "GET /index.html" in web_log or web_log == ""
+    # (The client's output came through `kubectl logs`: the API server reached the kubelet.)
 
     # Deleting the Deployment stops its containers on the node.
     node_cluster.kubectl("delete", "deployment", "web", "-n", ns, "--wait=true", "--timeout=60s")
