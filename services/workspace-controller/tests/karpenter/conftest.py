@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
-from wc_helpers.cluster import RELEASE_NAMESPACE, REPO, install_crds
+from wc_helpers.cluster import CRDS, RELEASE_NAMESPACE, REPO, install_crds
 
 from kaito_common.controller.client import KubeClient
 from kaito_common.presets import default_catalog
@@ -56,9 +56,15 @@ def swap_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlan
         plane.stop()
 
 
+@pytest.fixture(scope="module")
+def our_crds(swap_plane: ControlPlane) -> ControlPlane:
+    """The repository's CRDs (Workspace, NodeClaim) on the module's control plane."""
+    install_crds(swap_plane)
+    return swap_plane
+
+
 def _karpenter(plane: ControlPlane, work: Path) -> Generator[Provisioner]:
-    install_crds(plane)  # the Workspace CRD (and ours for NodeClaim, replaced next)
-    karpenter.install_crds(plane)
+    karpenter.install_crds(plane)  # Karpenter's NodeClaim CRD replaces ours
     ref = karpenter.NodeClass()
     sku = default_catalog().sku(SKU)
     assert sku is not None, f"{SKU} is not in the SKU catalog"
@@ -76,7 +82,12 @@ def _karpenter(plane: ControlPlane, work: Path) -> Generator[Provisioner]:
 
 
 def _gpu_provisioner(plane: ControlPlane, work: Path) -> Generator[Provisioner]:
-    install_crds(plane)  # our NodeClaim CRD back in place of Karpenter's
+    # Our NodeClaim CRD back in place of Karpenter's (a no-op when it is still ours).
+    nodeclaim_crd = CRDS / "karpenter.sh_nodeclaims.yaml"
+    plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(nodeclaim_crd))
+    plane.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/nodeclaims.karpenter.sh"
+    )
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = work / "gpu-provisioner.log"
@@ -118,11 +129,11 @@ def _http_ok(url: str) -> bool:
 
 @pytest.fixture(params=["karpenter", "gpu-provisioner"])
 def provisioner(
-    request: pytest.FixtureRequest, swap_plane: ControlPlane, tmp_path: Path
+    request: pytest.FixtureRequest, our_crds: ControlPlane, tmp_path: Path
 ) -> Iterator[Provisioner]:
     started = time.monotonic()
     run = _karpenter if request.param == "karpenter" else _gpu_provisioner
-    gen = run(swap_plane, tmp_path / request.param)
+    gen = run(our_crds, tmp_path / request.param)
     prov = next(gen)
     print(f"{prov.name} ready in {time.monotonic() - started:.1f}s")
     try:
