@@ -1,8 +1,9 @@
 """The tuning Job's wiring, proven by running it: the exact container commands the controller
 puts in the Job (`fetch` -> `train` -> `push`, same argv and env, the Job's paths mapped to a
 temp dir) run on this machine with the tiny model, data served on loopback, the chart's default
-lora config and a real registry with credentials. The adapter image must end up in the
-registry, and an inference pod's adapter puller (built by the controller too) must fetch it.
+qlora config (the seed's method) and a real registry with credentials. The adapter image must
+end up in the registry, and an inference pod's adapter puller (built by the controller too)
+must fetch it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from workspace_controller.tuning.progress import (
 REPO = Path(__file__).resolve().parents[4]
 CHART_FILES = REPO / "charts" / "kaito" / "charts" / "workspace-controller" / "files"
 CATALOG = default_catalog(include_test=True)
+METHOD = "qlora"  # the seed's method: the chart's qlora config (4-bit NF4, on CPU here)
 Obj = dict[str, Any]
 
 
@@ -84,7 +86,7 @@ def tuning_workspace(url: str, image: str) -> Obj:
         "resource": {"count": 1, "labelSelector": {"matchLabels": {"app": "tiny"}}},
         "tuning": {
             "preset": {"name": "test-tiny-llama"},
-            "method": "lora",
+            "method": METHOD,
             "input": {"urls": [url]},
             "output": {"image": image, "imagePushSecret": "push-secret"},
         },
@@ -118,11 +120,11 @@ def test_job_commands_fetch_train_push_then_inference_pulls(
         ws = Workspace.model_validate(obj)
         preset = CATALOG.preset("test-tiny-llama")
         assert preset is not None
-        # The ConfigMap the controller would copy: the chart's own default lora config.
+        # The ConfigMap the controller would copy: the chart's own default config.
         config_map = {
             "metadata": {"name": "tune-tiny-tuning-params"},
             "data": {
-                "training_config.yaml": (CHART_FILES / "lora-params-template.yaml").read_text()
+                "training_config.yaml": (CHART_FILES / f"{METHOD}-params-template.yaml").read_text()
             },
         }
         plan = tuning_plan(
