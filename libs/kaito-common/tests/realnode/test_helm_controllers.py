@@ -41,6 +41,9 @@ def _ensure_built(images: dict[str, str]) -> None:
             missing.append(service)
     if missing:
         subprocess.run(
+            ["bash", str(REPO_ROOT / "hack" / "images" / "install-tools.sh")], check=True
+        )
+        subprocess.run(
             ["bash", str(REPO_ROOT / "hack" / "images" / "build.sh"), *missing],
             check=True,
             env={**os.environ, "IMAGE_REPO": "localhost/kaito", "IMAGE_TAG": IMAGE_TAG},

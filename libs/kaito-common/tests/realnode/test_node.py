@@ -4,11 +4,14 @@ that really route (kube-proxy iptables), pods that reach the API server, logs th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from kaito_common.testing.realnode import GPU_RESOURCE
+from kaito_common.testing.certs import CertPair
+from kaito_common.testing.realnode import GPU_RESOURCE, RealNode, RealNodeConfig, RealNodeError
 from kaito_common.testing.toolbox_image import TOOLBOX_IMAGE
 from kaito_common.testing.waiting import wait_for
 
@@ -147,3 +150,25 @@ def test_node_status_survives_kubelet_updates(node_cluster: Any) -> None:
     wait_for(lambda: heartbeat() != first, timeout=60.0, what="a new node heartbeat", interval=1)
     node = node_cluster.get("node", name)
     assert node["status"]["allocatable"][GPU_RESOURCE] == "1", json.dumps(node["status"])
+
+
+def test_a_second_node_is_refused_and_leaves_the_first_alone(
+    node_cluster: Any, tmp_path: Path
+) -> None:
+    plane = node_cluster.plane
+    pki = plane.work_dir / "pki"
+    second = RealNode(
+        RealNodeConfig(
+            work_dir=tmp_path / "second",
+            bin_dir=plane.bin_dir,
+            server=plane.server,
+            ca=CertPair(pki / "ca.crt", pki / "ca.key"),
+            admin_kubeconfig=plane.kubeconfig_path,
+            node_name="second-node",
+        )
+    )
+    with pytest.raises(RealNodeError, match="another real node runs on this machine"):
+        second.start()
+    second.stop()  # a no-op: it owns nothing
+    assert all(node_cluster.node.running().values()), node_cluster.node.running()
+    assert not node_cluster.kubectl("get", "node", "second-node", "--ignore-not-found")

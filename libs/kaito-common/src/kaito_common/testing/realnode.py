@@ -16,6 +16,7 @@ lists anything still there.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import yaml
 
@@ -45,6 +47,7 @@ BRIDGE = "kaito-rn0"
 GPU_RESOURCE = "nvidia.com/gpu"
 READY_TIMEOUT_S = 120.0
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
+LOCK_PATH = Path("/run/lock/kaito-realnode.lock")
 _SYSCTLS = {"net/ipv4/ip_forward": "1", "net/bridge/bridge-nf-call-iptables": "1"}
 
 
@@ -125,12 +128,14 @@ class RealNode:
         self.kubelet_dir = self.dir / "kubelet"
         self._components: dict[str, Component] = {}
         self._saved_sysctls: dict[str, str] = {}
+        self._lock_file: TextIO | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         """Starts containerd, kube-proxy and the kubelet; waits for the Node to be Ready."""
         started = time.monotonic()
+        self._lock()
         self.cleanup()
         self.dir.mkdir(parents=True, exist_ok=True)
         self._set_sysctls()
@@ -174,12 +179,15 @@ class RealNode:
 
     def stop(self) -> None:
         """Stops the node's processes and removes everything they made."""
+        if self._lock_file is None:
+            return  # never started (or another node holds the machine): nothing of ours
         started = time.monotonic()
         for name in ("kubelet", "kube-proxy"):
             component = self._components.pop(name, None)
             if component is not None:
                 component.stop(grace=10.0)
         removed = self.cleanup()
+        self._unlock()
         log.info(
             "Stopped real node",
             extra={
@@ -220,6 +228,36 @@ class RealNode:
             if folder.exists() and not containerd.mounts_under(folder):
                 shutil.rmtree(folder, ignore_errors=True)
         return counts
+
+    def _lock(self) -> None:
+        """Takes the machine-wide real-node lock: two nodes would share the ``kubepods``
+        cgroups, the kubelet's and kube-proxy's iptables chains and the image store, and each
+        one's clean-up would remove the other's pods."""
+        if self._lock_file is not None:
+            return
+        LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+        handle = LOCK_PATH.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise RealNodeError(
+                f"another real node runs on this machine ({holder or 'unknown holder'}; lock "
+                f"{LOCK_PATH}); stop it first (`make cluster-down` or its test session)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} work {self.dir}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    def _unlock(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
 
     def _has_containers(self) -> bool:
         paths = self.containerd.paths
