@@ -24,7 +24,12 @@ from pathlib import Path
 import httpx
 
 OUTPUT_TOKENS = 64
-PROMPT = "Tell me a long story about the kaito model and the world of tiny language models"
+# 32 prompt tokens with the tiny model's chat template (the reference runs used ~15-token prompts).
+PROMPT = "Tell me a story."
+# Requests per client at each concurrency: (full run, --quick). The one-at-a-time server needs
+# ~1 s per request on a quiet 2-core machine, so at C=32 it gets one request per client.
+PER_CLIENT = {1: (4, 2), 8: (2, 1), 32: (2, 1)}
+SEQUENTIAL_PER_CLIENT_C32 = 1
 
 
 @dataclass
@@ -38,6 +43,7 @@ class Run:
     ttft: list[float] = field(default_factory=list)
     itl: list[float] = field(default_factory=list)
     rss_mb: float = 0.0
+    load1: float = 0.0
 
     def row(self) -> str:
         def pct(values: list[float], q: float) -> float:
@@ -50,7 +56,8 @@ class Run:
         return (
             f"| {self.server:<18} | {self.concurrency:>3} | {self.tokens / self.wall_s:>9.1f} | "
             f"{self.requests / self.wall_s:>7.2f} | {pct(self.ttft, 0.5):>8.3f} | "
-            f"{pct(self.ttft, 0.99):>8.3f} | {itl:>7.1f} | {self.errors:>4} | {self.rss_mb:>7.0f} |"
+            f"{pct(self.ttft, 0.99):>8.3f} | {itl:>7.1f} | {self.errors:>4} | "
+            f"{self.rss_mb:>7.0f} | {self.load1:>5.1f} |"
         )
 
     @property
@@ -171,6 +178,7 @@ def bench_server(
             run = Run(name, c)
             asyncio.run(drive(url, model, extra, c, per, run))
             run.rss_mb = rss_mb(proc.pid)
+            run.load1 = os.getloadavg()[0]
             runs.append(run)
             print(run.row(), flush=True)
     except Exception as exc:
@@ -188,6 +196,9 @@ def bench_server(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer requests per client")
+    parser.add_argument(
+        "--servers", default="ours,tserve-seq,tserve-cb", help="comma-separated subset to run"
+    )
     args = parser.parse_args()
     from kaito_common.testing.tiny_model import build_tiny_model
 
@@ -197,10 +208,12 @@ def main() -> int:
         intermediate_size=1792, max_position_embeddings=1024, seed=0,
         silence_special_tokens=True,
     )  # fmt: skip
-    plan = [(1, 2), (8, 1), (32, 1)] if args.quick else [(1, 4), (8, 2), (32, 1)]
+    pick = 1 if args.quick else 0
+    plan = [(c, per[pick]) for c, per in PER_CLIENT.items()]
+    plans = {"tserve-seq": [(c, SEQUENTIAL_PER_CLIENT_C32 if c == 32 else n) for c, n in plan]}
     py = sys.executable
     tserve = str(Path(py).with_name("transformers"))
-    servers = {
+    servers: dict[str, tuple[list[str], str, dict[str, object]]] = {
         "ours": (
             [py, "-m", "inference_server", "--model", str(model_dir), "--served-model-name",
              "bench", "--host", "127.0.0.1", "--max-batch-size", "32", "--log-level", "warning",
@@ -218,17 +231,23 @@ def main() -> int:
             str(model_dir), {},
         ),
     }  # fmt: skip
+    wanted = [name.strip() for name in args.servers.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(servers))
+    if unknown:
+        parser.error(f"unknown server(s) {', '.join(unknown)}; known: {', '.join(servers)}")
     print(f"model: {model_dir} (~31M params, fp32, cpu); {OUTPUT_TOKENS} output tokens, greedy")
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
         "| server             |   C |  out tok/s |   req/s | TTFTp50s | TTFTp99s | ITLp50ms "
-        "| err |  RSS MB |"
+        "| err |  RSS MB | load1 |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     results: dict[str, dict[int, Run]] = {}
-    for name, (cmd, model, extra) in servers.items():
+    for name in wanted:
+        cmd, model, extra = servers[name]
         port = free_port()
         cmd = [*cmd, "--port", str(port)]
-        env_runs = bench_server(name, cmd, port, model, extra, plan, work)
+        env_runs = bench_server(name, cmd, port, model, extra, plans.get(name, plan), work)
         results[name] = {r.concurrency: r for r in env_runs}
 
     def ratio(a: str, b: str, c: int) -> str:
@@ -239,6 +258,7 @@ def main() -> int:
 
     ours32 = results.get("ours", {}).get(32)
     ttft = f"{sorted(ours32.ttft)[len(ours32.ttft) // 2]:.3f}" if ours32 and ours32.ttft else "nan"
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
         f"RESULT c1_vs_seq={ratio('ours', 'tserve-seq', 1)} "
         f"c8_vs_seq={ratio('ours', 'tserve-seq', 8)} "

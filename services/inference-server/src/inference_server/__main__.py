@@ -9,6 +9,9 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from inference_server.threads import prefer_passive_waiting
+
+    passive = prefer_passive_waiting()  # before anything imports torch
     import uvicorn
 
     from inference_server.app import build_app
@@ -21,6 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if passive:
+        logging.getLogger("inference_server").info(
+            "Set OMP_WAIT_POLICY=PASSIVE for torch's CPU threads (set it to override)"
+        )
     engine = create_engine(settings, dict(os.environ))
     app = build_app(settings, engine)
     logging.getLogger("inference_server").info(
