@@ -3,10 +3,16 @@ gpu-provisioner run as pods from our images (``make images``, imported into cont
 chart's RBAC, reach the API server through the ``kubernetes`` Service, and serve the validating
 webhook through their Service (the API server dials the pod on the node's bridge). An inference
 Workspace then provisions a GPU node on the kwok cloud and is deleted with everything it made.
+
+Then the seed's flow for real: an inference Workspace selecting the real node (labelled as a GPU
+node of the Workspace's instance type) runs the tiny preset's model image (the inference-server
+image plus the tiny model, built here) on it; the pod becomes Ready through its probes, and a
+pod in the cluster POSTs ``/chat`` and ``/v1/chat/completions`` to the Service's ClusterIP.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +23,10 @@ import pytest
 import yaml
 
 from kaito_common.testing.image_import import ImageImportError, buildah_image_id, import_images
+from kaito_common.testing.model_image import build_model_image
+from kaito_common.testing.snapshot_import import import_linked
+from kaito_common.testing.tiny_model import cached_tiny_model
+from kaito_common.testing.toolbox_image import TOOLBOX_IMAGE
 from kaito_common.testing.waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -24,6 +34,11 @@ CHART = REPO_ROOT / "charts" / "kaito"
 RELEASE = "kaito"
 RELEASE_NS = "kaito-workspace"
 IMAGE_TAG = "dev"
+IMAGE_REPO = "localhost/kaito"
+INFERENCE_IMAGE = f"{IMAGE_REPO}/inference-server:{IMAGE_TAG}"
+TINY_PRESET = "test-tiny-llama"
+MODEL_IMAGE = f"{IMAGE_REPO}/kaito-{TINY_PRESET}:{IMAGE_TAG}"
+SEED_PROMPT = "What is Kubernetes?"
 CONTROLLER_IMAGES = {
     "workspace-controller": f"localhost/kaito/workspace-controller:{IMAGE_TAG}",
     "gpu-provisioner": f"localhost/kaito/gpu-provisioner:{IMAGE_TAG}",
@@ -46,7 +61,7 @@ def _ensure_built(images: dict[str, str]) -> None:
         subprocess.run(
             ["bash", str(REPO_ROOT / "hack" / "images" / "build.sh"), *missing],
             check=True,
-            env={**os.environ, "IMAGE_REPO": "localhost/kaito", "IMAGE_TAG": IMAGE_TAG},
+            env={**os.environ, "IMAGE_REPO": IMAGE_REPO, "IMAGE_TAG": IMAGE_TAG},
         )
 
 
@@ -63,6 +78,8 @@ def release(node_cluster: Any) -> Iterator[Any]:
         "--set", f"gpu-provisioner.image.tag={IMAGE_TAG}",
         "--set", "workspace-controller.presets.enableTestPresets=true",
         "--set", "gpu-provisioner.cloud=kwok",
+        "--set", f"workspace-controller.presets.registry={IMAGE_REPO}",
+        "--set", f"workspace-controller.presets.imageTag={IMAGE_TAG}",
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
     if result.returncode != 0:
@@ -160,3 +177,103 @@ def test_controllers_were_never_forbidden(release: Any) -> None:
         (pod,) = _pods(release, f"app.kubernetes.io/name={name}")
         log = release.kubectl("logs", pod["metadata"]["name"], "-n", RELEASE_NS)
         assert "Forbidden" not in log and " 403" not in log, log[-3000:]
+
+
+@pytest.fixture(scope="module")
+def model_image(release: Any) -> str:
+    """The tiny preset's model image, built on the inference-server image and linked into
+    containerd (see kaito_common.testing.snapshot_import)."""
+    _ensure_built({"inference-server": INFERENCE_IMAGE})
+    model = cached_tiny_model(Path.home() / ".cache" / "kaito-realnode" / "models")
+    build_model_image(INFERENCE_IMAGE, model, MODEL_IMAGE)
+    for image in (INFERENCE_IMAGE, MODEL_IMAGE):
+        import_linked(release.node.containerd, image, release.plane.work_dir / "import")
+    return MODEL_IMAGE
+
+
+def _post_from_a_pod(release: Any, ns: str, name: str, url: str, body: dict[str, Any]) -> str:
+    script = (
+        f"wget -O- --header 'Content-Type: application/json' --post-data '{json.dumps(body)}' {url}"
+    )
+    release.kubectl(
+        "run", name, "-n", ns, f"--image={TOOLBOX_IMAGE}", "--image-pull-policy=IfNotPresent",
+        "--restart=Never", "--command", "--", "/bin/sh", "-c", script,
+    )  # fmt: skip
+
+    def finished() -> bool:
+        phase = release.get("pod", name, "-n", ns)["status"].get("phase")
+        assert phase != "Failed", release.kubectl("logs", name, "-n", ns, check=False)
+        return bool(phase == "Succeeded")
+
+    wait_for(finished, timeout=120.0, what=f"pod {name} to succeed", interval=0.5)
+    out: str = release.kubectl("logs", name, "-n", ns)
+    return out[out.index("{") :]
+
+
+def test_seed_inference_flow_on_the_real_node(release: Any, model_image: str) -> None:
+    ns = "rn-seed"
+    name = "tiny-real"
+    node = release.node
+    release.kubectl("create", "namespace", ns, check=False)
+    node.label({"apps": name, "node.kubernetes.io/instance-type": SKU, "accelerator": "nvidia"})
+    workspace = {
+        "apiVersion": "kaito.sh/v1beta1",
+        "kind": "Workspace",
+        "metadata": {"name": name},
+        "resource": {"instanceType": SKU, "labelSelector": {"matchLabels": {"apps": name}}},
+        "inference": {"preset": {"name": TINY_PRESET}},
+    }
+    release.apply(yaml.safe_dump(workspace), ns)
+
+    def condition(kind: str) -> bool:
+        ws = release.get("workspace", name, "-n", ns)
+        return any(
+            c["type"] == kind and c["status"] == "True"
+            for c in ws.get("status", {}).get("conditions", [])
+        )
+
+    wait_for(lambda: condition("InferenceReady"), timeout=420.0, what="InferenceReady", interval=1)
+    ws = release.get("workspace", name, "-n", ns)
+    assert ws["status"]["workerNodes"] == [node.name]
+    (pod,) = release.get("pods", "-n", ns, "-l", f"kaito.sh/workspace={name}")["items"]
+    assert pod["spec"]["nodeName"] == node.name
+    (status,) = pod["status"]["containerStatuses"]
+    assert status["ready"] and status["image"] == model_image
+    assert status["imageID"].endswith(buildah_image_id(model_image).removeprefix("sha256:"))
+    assert not release.kubectl(
+        "get", "nodeclaims", "-l", f"kaito.sh/workspace={name}", "-o", "name"
+    )
+
+    cluster_ip = release.get("service", name, "-n", ns)["spec"]["clusterIP"]
+    chat = json.loads(
+        _post_from_a_pod(
+            release, ns, "seed-curl", f"http://{cluster_ip}/chat", {"prompt": SEED_PROMPT}
+        )
+    )
+    assert isinstance(chat["Result"], str) and chat["Result"].startswith(SEED_PROMPT)
+    completion = json.loads(
+        _post_from_a_pod(
+            release, ns, "openai-api", f"http://{cluster_ip}/v1/chat/completions",
+            {"model": TINY_PRESET, "messages": [{"role": "user", "content": "hi"}],
+             "max_tokens": 8},
+        )
+    )  # fmt: skip
+    assert completion["object"] == "chat.completion"
+    assert completion["usage"]["completion_tokens"] <= 8
+    assert completion["choices"][0]["message"]["role"] == "assistant"
+
+    release.kubectl("delete", "workspace", name, "-n", ns, "--wait=false")
+
+    def gone() -> bool:
+        return not (
+            release.kubectl("get", "workspace", name, "-n", ns, "--ignore-not-found")
+            or release.kubectl("get", "deployment,service", name, "-n", ns, "--ignore-not-found")
+            or release.kubectl(
+                "get", "pods", "-n", ns, "-l", f"kaito.sh/workspace={name}", "-o", "name"
+            )
+        )
+
+    wait_for(gone, timeout=120.0, what="the Workspace, its Deployment, Service and pod to go")
+    # A BYO node is not the Workspace's to delete.
+    assert release.get("node", node.name)["metadata"]["name"] == node.name
+    release.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -148,3 +148,32 @@ def write_image_archive(spec: ImageSpec, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(image_archive(spec))
     return path
+
+
+def metadata_archive(name: str, config: bytes, manifest: bytes) -> bytes:
+    """An OCI layout tar naming ``name`` that holds only the manifest and config blobs (for
+    ``ctr images import --no-unpack`` when the layers are put in place otherwise)."""
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": _INDEX_TYPE,
+            "manifests": [
+                {
+                    "mediaType": _MANIFEST_TYPE,
+                    "digest": _digest(manifest),
+                    "size": len(manifest),
+                    "annotations": {"io.containerd.image.name": name},
+                }
+            ],
+        },
+        sort_keys=True,
+    ).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        _add_bytes(archive, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}', 0o644)
+        _add_dir(archive, "blobs")
+        _add_dir(archive, "blobs/sha256")
+        for blob in (config, manifest):
+            _add_bytes(archive, "blobs/sha256/" + _digest(blob)[7:], blob, 0o644)
+        _add_bytes(archive, "index.json", index, 0o644)
+    return buffer.getvalue()
