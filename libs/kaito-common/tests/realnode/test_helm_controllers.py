@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import pytest
 import yaml
 
 from kaito_common.testing.image_import import ImageImportError, buildah_image_id, import_images
-from kaito_common.testing.model_image import build_model_image
+from kaito_common.testing.model_image import build_model_image, build_openai_client_image
 from kaito_common.testing.snapshot_import import import_linked
 from kaito_common.testing.tiny_model import cached_tiny_model
 from kaito_common.testing.toolbox_image import TOOLBOX_IMAGE
@@ -39,6 +40,22 @@ INFERENCE_IMAGE = f"{IMAGE_REPO}/inference-server:{IMAGE_TAG}"
 TINY_PRESET = "test-tiny-llama"
 MODEL_IMAGE = f"{IMAGE_REPO}/kaito-{TINY_PRESET}:{IMAGE_TAG}"
 SEED_PROMPT = "What is Kubernetes?"
+CLIENT_IMAGE = f"{IMAGE_REPO}/openai-client:{IMAGE_TAG}"
+SITE_PACKAGES = (
+    Path(sys.prefix)
+    / "lib"
+    / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    / "site-packages"
+)
+OPENAI_SCRIPT = """
+import json, sys, openai
+client = openai.OpenAI(base_url=sys.argv[1], api_key="unused")
+reply = client.chat.completions.create(
+    model=sys.argv[2], messages=[{"role": "user", "content": "hi"}], max_tokens=8
+)
+print(json.dumps({"object": reply.object, "role": reply.choices[0].message.role,
+                  "tokens": reply.usage.completion_tokens, "version": openai.__version__}))
+"""
 CONTROLLER_IMAGES = {
     "workspace-controller": f"localhost/kaito/workspace-controller:{IMAGE_TAG}",
     "gpu-provisioner": f"localhost/kaito/gpu-provisioner:{IMAGE_TAG}",
@@ -186,18 +203,17 @@ def model_image(release: Any) -> str:
     _ensure_built({"inference-server": INFERENCE_IMAGE})
     model = cached_tiny_model(Path.home() / ".cache" / "kaito-realnode" / "models")
     build_model_image(INFERENCE_IMAGE, model, MODEL_IMAGE)
-    for image in (INFERENCE_IMAGE, MODEL_IMAGE):
+    build_openai_client_image(INFERENCE_IMAGE, SITE_PACKAGES, CLIENT_IMAGE)
+    for image in (INFERENCE_IMAGE, MODEL_IMAGE, CLIENT_IMAGE):
         import_linked(release.node.containerd, image, release.plane.work_dir / "import")
     return MODEL_IMAGE
 
 
-def _post_from_a_pod(release: Any, ns: str, name: str, url: str, body: dict[str, Any]) -> str:
-    script = (
-        f"wget -O- --header 'Content-Type: application/json' --post-data '{json.dumps(body)}' {url}"
-    )
+def _pod_output(release: Any, ns: str, name: str, image: str, command: list[str]) -> str:
+    """Runs ``command`` in a pod of ``image``; returns its log once the pod has Succeeded."""
     release.kubectl(
-        "run", name, "-n", ns, f"--image={TOOLBOX_IMAGE}", "--image-pull-policy=IfNotPresent",
-        "--restart=Never", "--command", "--", "/bin/sh", "-c", script,
+        "run", name, "-n", ns, f"--image={image}", "--image-pull-policy=IfNotPresent",
+        "--restart=Never", "--command", "--", *command,
     )  # fmt: skip
 
     def finished() -> bool:
@@ -205,9 +221,20 @@ def _post_from_a_pod(release: Any, ns: str, name: str, url: str, body: dict[str,
         assert phase != "Failed", release.kubectl("logs", name, "-n", ns, check=False)
         return bool(phase == "Succeeded")
 
-    wait_for(finished, timeout=120.0, what=f"pod {name} to succeed", interval=0.5)
+    wait_for(finished, timeout=180.0, what=f"pod {name} to succeed", interval=0.5)
     out: str = release.kubectl("logs", name, "-n", ns)
-    return out[out.index("{") :]
+    return out
+
+
+def _post_from_a_pod(release: Any, ns: str, name: str, url: str, body: dict[str, Any]) -> Any:
+    """POSTs ``body`` as JSON to ``url`` from a toolbox pod; returns the decoded response."""
+    script = (
+        f"wget -O /tmp/body --header 'Content-Type: application/json' "
+        f"--post-data '{json.dumps(body)}' {url} 2>/dev/null && echo && cat /tmp/body && echo"
+    )
+    out = _pod_output(release, ns, name, TOOLBOX_IMAGE, ["/bin/sh", "-c", script])
+    line = next(line for line in out.splitlines() if line.startswith("{"))
+    return json.loads(line)
 
 
 def test_seed_inference_flow_on_the_real_node(release: Any, model_image: str) -> None:
@@ -245,22 +272,23 @@ def test_seed_inference_flow_on_the_real_node(release: Any, model_image: str) ->
     )
 
     cluster_ip = release.get("service", name, "-n", ns)["spec"]["clusterIP"]
-    chat = json.loads(
-        _post_from_a_pod(
-            release, ns, "seed-curl", f"http://{cluster_ip}/chat", {"prompt": SEED_PROMPT}
-        )
+    chat = _post_from_a_pod(
+        release, ns, "seed-curl", f"http://{cluster_ip}/chat", {"prompt": SEED_PROMPT}
     )
     assert isinstance(chat["Result"], str) and chat["Result"].startswith(SEED_PROMPT)
-    completion = json.loads(
-        _post_from_a_pod(
-            release, ns, "openai-api", f"http://{cluster_ip}/v1/chat/completions",
-            {"model": TINY_PRESET, "messages": [{"role": "user", "content": "hi"}],
-             "max_tokens": 8},
-        )
+    completion = _post_from_a_pod(
+        release, ns, "openai-api", f"http://{cluster_ip}/v1/chat/completions",
+        {"model": TINY_PRESET, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8},
     )  # fmt: skip
     assert completion["object"] == "chat.completion"
     assert completion["usage"]["completion_tokens"] <= 8
     assert completion["choices"][0]["message"]["role"] == "assistant"
+    # The official OpenAI Python client, in a pod, through the Service.
+    command = ["python", "-c", OPENAI_SCRIPT, f"http://{cluster_ip}/v1", TINY_PRESET]
+    out = _pod_output(release, ns, "openai-client", CLIENT_IMAGE, command)
+    reply = json.loads(out.strip().splitlines()[-1])
+    assert reply["object"] == "chat.completion" and reply["role"] == "assistant"
+    assert 0 < reply["tokens"] <= 8
 
     release.kubectl("delete", "workspace", name, "-n", ns, "--wait=false")
 
