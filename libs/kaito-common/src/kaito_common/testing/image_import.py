@@ -120,11 +120,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="image_import", description=__doc__)
     parser.add_argument("--socket", type=Path, required=True, help="the node's containerd socket")
+    parser.add_argument(
+        "--copy",
+        action="store_true",
+        help="import through an archive instead of hard-linking the layers (snapshot_import)",
+    )
     parser.add_argument("images", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     node = Containerd(ContainerdPaths(args.socket.parent), Path(os.devnull))
-    imported = import_images(node, args.images)
+    if args.copy:
+        imported = import_images(node, args.images)
+    else:
+        from kaito_common.testing.snapshot_import import import_linked
+
+        work = Path(tempfile.mkdtemp(prefix="kaito-import-"))
+        imported = [name for name in args.images if import_linked(node, name, work)]
+        work.rmdir()
     print(f"imported {len(imported)} of {len(args.images)} images: {' '.join(imported)}")
     return 0
 
