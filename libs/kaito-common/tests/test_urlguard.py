@@ -6,10 +6,10 @@ from collections.abc import Iterable
 
 import pytest
 
-from kaito_common.urlguard import UnsafeURLError, URLPolicy, check_url, is_safe_url
+from kaito_common.urlguard import Resolver, UnsafeURLError, URLPolicy, check_url, is_safe_url
 
 
-def fake_resolver(table: dict[str, list[str]]) -> object:
+def fake_resolver(table: dict[str, list[str]]) -> Resolver:
     def resolve(host: str) -> Iterable[str]:
         if host not in table:
             raise OSError(f"no such host {host}")
@@ -61,9 +61,9 @@ DNS = {
 )
 def test_rejects_with_a_message_naming_the_problem(url: str, fragment: str) -> None:
     with pytest.raises(UnsafeURLError) as err:
-        check_url(url, resolver=fake_resolver(DNS))  # type: ignore[arg-type]
+        check_url(url, resolver=fake_resolver(DNS))
     assert fragment in str(err.value)
-    assert not is_safe_url(url, resolver=fake_resolver(DNS))  # type: ignore[arg-type]
+    assert not is_safe_url(url, resolver=fake_resolver(DNS))
 
 
 @pytest.mark.parametrize(
@@ -76,13 +76,13 @@ def test_rejects_with_a_message_naming_the_problem(url: str, fragment: str) -> N
     ],
 )
 def test_accepts_public_addresses(url: str) -> None:
-    check_url(url, resolver=fake_resolver(DNS))  # type: ignore[arg-type]
+    check_url(url, resolver=fake_resolver(DNS))
 
 
 def test_loopback_only_with_the_explicit_switch() -> None:
     policy = URLPolicy(allow_loopback=True)
     check_url("http://127.0.0.1:8080/a", policy, resolver=None)
-    check_url("http://localhost:8080/a", policy, resolver=fake_resolver({"localhost": ["::1"]}))  # type: ignore[arg-type]
+    check_url("http://localhost:8080/a", policy, resolver=fake_resolver({"localhost": ["::1"]}))
     # The switch opens loopback only: private and metadata addresses stay closed.
     with pytest.raises(UnsafeURLError, match="private"):
         check_url("http://10.0.0.1/a", policy, resolver=None)
@@ -100,3 +100,86 @@ def test_system_resolver_resolves_localhost() -> None:
     with pytest.raises(UnsafeURLError, match="local machine"):
         check_url("http://localhost/a")
     check_url("http://localhost/a", URLPolicy(allow_loopback=True))
+
+
+# -- the operator's allow-list ---------------------------------------------------------------
+
+IN_CLUSTER = {
+    "minio.storage.svc": ["10.96.12.7"],
+    "evil.storage.svc": ["169.254.169.254"],
+    "dual.storage.svc": ["10.96.12.8", "::ffff:169.254.169.254"],
+}
+
+
+def test_allow_list_is_empty_by_default() -> None:
+    policy = URLPolicy()
+    assert policy.allowed_networks == () and policy.allowed_hosts == frozenset()
+    assert not is_safe_url("http://10.96.12.7/train.jsonl", policy, fake_resolver(IN_CLUSTER))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.96.12.7/train.jsonl",
+        "http://10.96.255.1:9000/bucket/train.parquet",
+        "http://minio.storage.svc/bucket/train.jsonl",
+        "http://[fd10::5]/train.jsonl",
+    ],
+)
+def test_allowed_networks_let_in_cluster_urls_through(url: str) -> None:
+    policy = URLPolicy.with_allow_list(["10.96.0.0/12", "fd10::/64"])
+    check_url(url, policy, fake_resolver(IN_CLUSTER))
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("http://10.244.0.5/train.jsonl", "a private address"),  # outside the allowed CIDR
+        ("http://192.168.1.1/train.jsonl", "a private address"),
+        ("http://127.0.0.1/train.jsonl", "a loopback address"),
+        ("http://169.254.169.254/latest/meta-data", "metadata"),
+        ("http://evil.storage.svc/x", "metadata"),
+    ],
+)
+def test_allowed_networks_refuse_the_rest(url: str, fragment: str) -> None:
+    policy = URLPolicy.with_allow_list(["10.96.0.0/12"])
+    with pytest.raises(UnsafeURLError, match=fragment):
+        check_url(url, policy, fake_resolver(IN_CLUSTER))
+
+
+def test_metadata_stays_refused_even_inside_an_allowed_network() -> None:
+    policy = URLPolicy.with_allow_list(["169.254.0.0/16", "100.64.0.0/10", "0.0.0.0/0"])
+    check_url("http://169.254.10.1/x", policy, None)  # link-local, allowed by the operator
+    for url in (
+        "http://169.254.169.254/latest/meta-data",
+        "http://169.254.170.2/v2/credentials",
+        "http://100.100.100.200/latest/meta-data",
+        "http://[::ffff:169.254.169.254]/x",
+        "http://metadata.google.internal/computeMetadata/v1/",
+    ):
+        with pytest.raises(UnsafeURLError, match="metadata"):
+            check_url(url, policy, None)
+
+
+def test_allowed_hosts_skip_the_address_check_but_not_metadata() -> None:
+    policy = URLPolicy.with_allow_list(["MinIO.storage.svc.", "dual.storage.svc"])
+    assert policy.allowed_hosts == frozenset({"minio.storage.svc", "dual.storage.svc"})
+    check_url("http://minio.storage.svc/bucket/a.jsonl", policy, fake_resolver(IN_CLUSTER))
+    check_url("http://minio.storage.svc/bucket/a.jsonl", policy, None)  # the webhook's check
+    with pytest.raises(UnsafeURLError, match="metadata"):
+        check_url("http://dual.storage.svc/a", policy, fake_resolver(IN_CLUSTER))
+    # A name that is not on the list is still checked by its addresses.
+    with pytest.raises(UnsafeURLError, match="a private address"):
+        check_url("http://sneaky.example.com/a", policy, fake_resolver(DNS))
+
+
+@pytest.mark.parametrize("entry", ["metadata.google.internal", "not a host", "a..b", "x/y/z"])
+def test_bad_allow_list_entries_are_rejected(entry: str) -> None:
+    with pytest.raises(ValueError, match="allow-list entry"):
+        URLPolicy.with_allow_list([entry])
+
+
+def test_allow_list_keeps_loopback_setting_and_ignores_blanks() -> None:
+    policy = URLPolicy.with_allow_list(["", " 10.0.0.0/8 "], allow_loopback=True)
+    assert policy.allow_loopback
+    assert [str(n) for n in policy.allowed_networks] == ["10.0.0.0/8"]

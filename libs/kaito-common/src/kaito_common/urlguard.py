@@ -3,6 +3,10 @@
 Used by the tuning runner before it fetches input URLs and by the workspace webhook before it
 accepts them. Dependency-free: only the standard library. `check_url` is pure apart from name
 resolution, which is injectable so callers and tests can decide how names resolve.
+
+An operator can allow data sources inside the cluster (an in-cluster MinIO, a Service's
+ClusterIP) with `URLPolicy.allowed_networks` (CIDRs) and `URLPolicy.allowed_hosts` (host names);
+both are empty by default. Cloud metadata names and addresses stay refused whatever is allowed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 Resolver = Callable[[str], Iterable[str]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 """Maps a host name to the IP addresses it resolves to."""
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
@@ -47,10 +52,50 @@ class UnsafeURLError(ValueError):
 
 @dataclass(frozen=True)
 class URLPolicy:
-    """What the guard lets through. `allow_loopback` exists for tests serving data on 127.0.0.1."""
+    """What the guard lets through. `allow_loopback` exists for tests serving data on 127.0.0.1.
+
+    `allowed_networks` and `allowed_hosts` are the operator's allow-list of otherwise refused
+    destinations (private, loopback, link-local... addresses); metadata stays refused.
+    """
 
     allow_loopback: bool = False
     allowed_schemes: frozenset[str] = ALLOWED_SCHEMES
+    allowed_networks: tuple[Network, ...] = ()
+    allowed_hosts: frozenset[str] = frozenset()
+
+    @classmethod
+    def with_allow_list(cls, entries: Iterable[str], *, allow_loopback: bool = False) -> URLPolicy:
+        """A policy allowing each entry: a CIDR or IP address, or else a host name."""
+        networks: list[Network] = []
+        hosts: set[str] = set()
+        for raw in entries:
+            entry = raw.strip()
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                hosts.add(_valid_host_entry(entry))
+        return cls(
+            allow_loopback=allow_loopback,
+            allowed_networks=tuple(networks),
+            allowed_hosts=frozenset(hosts),
+        )
+
+    def allows_address(self, addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(addr.version == net.version and addr in net for net in self.allowed_networks)
+
+
+def _valid_host_entry(entry: str) -> str:
+    host = entry.rstrip(".").lower()
+    labels = host.split(".")
+    if not all(label and len(label) <= 63 for label in labels) or not all(
+        c.isalnum() or c == "-" for label in labels for c in label
+    ):
+        raise ValueError(f"allow-list entry {entry!r} is neither a CIDR, an IP nor a host name")
+    if host in METADATA_HOSTNAMES:
+        raise ValueError(f"allow-list entry {entry!r} is a cloud metadata service")
+    return host
 
 
 def system_resolver(host: str) -> list[str]:
@@ -62,6 +107,12 @@ def system_resolver(host: str) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
+def _is_metadata_address(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped in METADATA_ADDRESSES
+    return addr in METADATA_ADDRESSES
+
+
 def _address_problem(
     addr: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: URLPolicy
 ) -> str | None:
@@ -70,6 +121,8 @@ def _address_problem(
         return _address_problem(addr.ipv4_mapped, policy)
     if addr in METADATA_ADDRESSES:
         return "a cloud metadata address"
+    if policy.allows_address(addr):
+        return None
     if addr.is_loopback:
         return None if policy.allow_loopback else "a loopback address"
     if addr.is_link_local:
@@ -119,7 +172,8 @@ def check_url(
 
     if host in METADATA_HOSTNAMES:
         raise UnsafeURLError(f"URL {url!r} points at {host!r}, a cloud metadata service")
-    if _is_localhost_name(host) and not policy.allow_loopback:
+    allowed_name = host in policy.allowed_hosts
+    if _is_localhost_name(host) and not (policy.allow_loopback or allowed_name):
         raise UnsafeURLError(f"URL {url!r} points at {host!r}, which is the local machine")
 
     try:
@@ -143,12 +197,15 @@ def check_url(
             raise UnsafeURLError(f"host {host!r} of URL {url!r} resolved to no address")
 
     for addr in addresses:
+        if allowed_name and not _is_metadata_address(addr):
+            continue
         problem = _address_problem(addr, policy)
         if problem is not None:
             via = "" if literal is not None else f" (host {host!r} resolves to {addr})"
             raise UnsafeURLError(
                 f"URL {url!r} points at {addr if literal is not None else host}, "
-                f"{problem}{via}; only public addresses may be fetched"
+                f"{problem}{via}; only public addresses may be fetched unless the operator "
+                "allows the network or host"
             )
 
 
