@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
+from kaito_common.testing.certs import generate
 from kaito_common.testing.dataserver import DataServer
 from tuning_runner.errors import FetchError
 from tuning_runner.fetch.urls import FetchOptions, fetch_urls, file_name_for
+from tuning_runner.tls import CABundleError, ssl_context
 
 LOOPBACK = FetchOptions(allow_loopback=True, attempts=2, backoff_seconds=0.0, read_timeout=5)
 
@@ -105,3 +112,80 @@ def test_redirect_to_metadata_is_refused(tmp_path: Path) -> None:
 def test_urls_must_name_a_file(url: str) -> None:
     with pytest.raises(FetchError, match="file name"):
         file_name_for(url)
+
+
+# -- the operator's allow-list and CA bundle ------------------------------------------------
+
+
+def test_allowed_network_lets_a_private_server_through(
+    data_server: DataServer, tmp_path: Path
+) -> None:
+    (data_server.root / "train.jsonl").write_text('{"text": "x"}\n')
+    url = data_server.url_for("train.jsonl")
+    with pytest.raises(FetchError, match="loopback"):
+        fetch_urls([url], tmp_path, FetchOptions(allowed_networks=("10.96.0.0/12",)))
+    opts = FetchOptions(allowed_networks=("127.0.0.0/8",), attempts=1)
+    (got,) = fetch_urls([url], tmp_path / "data", opts)
+    assert got.read_text() == '{"text": "x"}\n'
+
+
+def test_redirect_to_metadata_is_refused_inside_an_allowed_network(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"Location": "http://169.254.169.254/latest/"})
+
+    with pytest.raises(FetchError, match="metadata"):
+        fetch_urls(
+            ["http://10.96.0.10/d/train.csv"],
+            tmp_path,
+            FetchOptions(allowed_networks=("0.0.0.0/0",)),
+            transport=httpx.MockTransport(handler),
+        )
+
+
+def test_bad_allow_list_fails_before_any_download(tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="allowed data networks are invalid"):
+        fetch_urls(
+            ["https://93.184.216.34/train.csv"],
+            tmp_path,
+            FetchOptions(allowed_networks=("not a host",)),
+        )
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on loopback whose certificate a private CA signed: (base URL, CA file)."""
+    pki = generate(tmp_path / "pki", service_ip="10.96.0.1", clients={})
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "train.jsonl").write_text('{"text": "private"}\n')
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pki.serving.cert, pki.serving.key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", pki.ca.cert
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_ca_file_makes_a_private_ca_trusted(tls_server: tuple[str, Path], tmp_path: Path) -> None:
+    base, ca = tls_server
+    opts = FetchOptions(allow_loopback=True, attempts=1, read_timeout=5)
+    with pytest.raises(FetchError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify"):
+        fetch_urls([f"{base}/train.jsonl"], tmp_path / "a", opts)
+    trusting = FetchOptions(allow_loopback=True, attempts=1, read_timeout=5, ca_file=ca)
+    (got,) = fetch_urls([f"{base}/train.jsonl"], tmp_path / "b", trusting)
+    assert got.read_text() == '{"text": "private"}\n'
+
+
+def test_unreadable_ca_file_is_a_clear_failure(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.crt"
+    bad.write_text("not a certificate")
+    with pytest.raises(CABundleError, match="cannot be loaded"):
+        ssl_context(bad)
+    assert ssl_context(None) is True

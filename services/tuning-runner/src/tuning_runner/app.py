@@ -29,6 +29,7 @@ def cmd_fetch(args: argparse.Namespace, settings: RunnerSettings) -> None:
             settings.docker_config,
             settings.plain_http_registries,
             settings.registry_timeout_seconds,
+            settings.ca_file,
         ) as client:
             fetch_image(client, args.image, dest)
         return
@@ -39,6 +40,8 @@ def cmd_fetch(args: argparse.Namespace, settings: RunnerSettings) -> None:
         connect_timeout=settings.fetch_connect_timeout_seconds,
         read_timeout=settings.fetch_read_timeout_seconds,
         allow_loopback=settings.allow_loopback_urls,
+        allowed_networks=tuple(settings.allowed_data_networks),
+        ca_file=settings.ca_file,
     )
     urls = [u for item in args.url for u in item.split()]
     fetch_urls(urls, dest, opts)
@@ -77,6 +80,7 @@ def cmd_push(args: argparse.Namespace, settings: RunnerSettings) -> None:
             settings.docker_config,
             settings.plain_http_registries,
             settings.registry_timeout_seconds,
+            settings.ca_file,
         ) as client:
             pushed = push_adapter(client, ref, source, args.model_name or settings.model_name)
     except (InvalidReferenceError, RegistryError, ImageFormatError) as err:
@@ -94,6 +98,7 @@ def cmd_pull(args: argparse.Namespace, settings: RunnerSettings) -> None:
             settings.docker_config,
             settings.plain_http_registries,
             settings.registry_timeout_seconds,
+            settings.ca_file,
         ) as client:
             files = pull_image(client, ref, Path(args.dest))
     except (InvalidReferenceError, RegistryError, ImageFormatError) as err:

@@ -33,6 +33,10 @@ class RunnerSettings(BaseSettings):
 
     # fetch
     allow_loopback_urls: bool = Field(False, description="tests only: let URLs reach 127.0.0.1")
+    allowed_data_networks: list[str] = Field(
+        default_factory=list,
+        description="operator's allow-list of input URL destinations (CIDRs, host names)",
+    )
     fetch_max_bytes: int = 20 * 1024**3
     fetch_attempts: int = 3
     fetch_backoff_seconds: float = 1.0
@@ -47,6 +51,9 @@ class RunnerSettings(BaseSettings):
         default_factory=list, description="registries spoken to over plain HTTP (loopback always)"
     )
     registry_timeout_seconds: float = 300.0
+    ca_file: Path | None = Field(
+        None, description="PEM CA bundle trusted besides the default roots (registries, URLs)"
+    )
 
     def resolved_progress_file(self, output_dir: Path) -> Path:
         return self.progress_file or output_dir / "progress.json"

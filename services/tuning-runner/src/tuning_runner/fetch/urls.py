@@ -18,6 +18,7 @@ import httpx
 from kaito_common.urlguard import UnsafeURLError, URLPolicy, check_url
 from tuning_runner.errors import FetchError
 from tuning_runner.logs import log, warn
+from tuning_runner.tls import ssl_context
 
 MAX_REDIRECTS = 5
 _RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -31,6 +32,16 @@ class FetchOptions:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     allow_loopback: bool = False
+    allowed_networks: tuple[str, ...] = ()  # the operator's allow-list: CIDRs or host names
+    ca_file: Path | None = None
+
+    def policy(self) -> URLPolicy:
+        try:
+            return URLPolicy.with_allow_list(
+                self.allowed_networks, allow_loopback=self.allow_loopback
+            )
+        except ValueError as err:
+            raise FetchError(f"the allowed data networks are invalid: {err}") from err
 
 
 class _Retryable(Exception):
@@ -50,7 +61,7 @@ def file_name_for(url: str) -> str:
 
 
 def _download_once(client: httpx.Client, url: str, target: Path, opts: FetchOptions) -> int:
-    policy = URLPolicy(allow_loopback=opts.allow_loopback)
+    policy = opts.policy()
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         try:
@@ -111,7 +122,11 @@ def fetch_urls(
     dest.mkdir(parents=True, exist_ok=True)
     timeout = httpx.Timeout(opts.read_timeout, connect=opts.connect_timeout)
     written: list[Path] = []
-    with httpx.Client(timeout=timeout, follow_redirects=False, transport=transport) as client:
+    opts.policy()  # a bad allow-list fails before anything is downloaded
+    verify = ssl_context(opts.ca_file)
+    with httpx.Client(
+        timeout=timeout, follow_redirects=False, transport=transport, verify=verify
+    ) as client:
         for url, name in zip(urls, names, strict=True):
             target = dest / name
             last = ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import ssl
 from typing import Protocol
 from urllib.parse import urljoin
 
@@ -68,10 +69,13 @@ class HttpRegistryClient:
         plain_http: bool = False,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.base = f"{'http' if plain_http else 'https'}://{host}"
         self.credentials = credentials
-        self._http = httpx.Client(timeout=timeout, follow_redirects=True, transport=transport)
+        self._http = httpx.Client(
+            timeout=timeout, follow_redirects=True, transport=transport, verify=verify
+        )
         self._authorization: dict[str, str] = {}  # scope -> Authorization header value
 
     def close(self) -> None:
