@@ -32,7 +32,6 @@ from kaito_common.controller.kinds import (
 )
 from kaito_common.controller.manager import Manager, ManagerSettings
 from kaito_common.presets import load_catalog
-from kaito_common.urlguard import URLPolicy
 from workspace_controller.caches import Caches
 from workspace_controller.inference.reconcile import InferenceOptions, InferenceReconciler
 from workspace_controller.kinds import (
@@ -156,7 +155,9 @@ class WorkspaceApp:
             events,
             NodeClassRef(s.node_class_group, s.node_class_kind, s.node_class_name),
         )
-        images = ImageSettings(s.preset_registry, s.preset_image_tag, s.tuning_runner_image)
+        images = ImageSettings(
+            s.preset_registry, s.preset_image_tag, s.tuning_runner_image, s.runner_access
+        )
         inference = InferenceReconciler(
             client, caches, events, InferenceOptions(images, s.release_namespace)
         )
@@ -241,7 +242,7 @@ class WorkspaceApp:
             catalog=load_catalog(include_test=s.enable_test_presets),
             byo=s.byo,
             test_presets=s.enable_test_presets,
-            url_policy=URLPolicy(allow_loopback=s.allow_loopback_urls),
+            url_policy=s.url_policy,
         )
         # Reads for validation get a short timeout: the API server waits on this answer.
         reader = ApiConfigMapReader(KubeClient(client.api_client, request_timeout_s=2.0))

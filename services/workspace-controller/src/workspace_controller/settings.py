@@ -14,7 +14,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kaito_common.urlguard import URLPolicy
 from workspace_controller.manifests.plan import DEFAULT_RUNNER_IMAGE
+from workspace_controller.manifests.runner_access import RunnerAccess
 
 NodeProvisionerMode = Literal["karpenter-nodeclaims", "byo"]
 
@@ -25,6 +27,11 @@ KNOWN_FEATURE_GATES: dict[str, bool] = {
     # Kaito's name for bring-your-own-nodes mode; same effect as --node-provisioner=byo.
     "disableNodeAutoProvisioning": False,
 }
+
+
+def split_list(text: str) -> list[str]:
+    """`a, b,,c` -> [a, b, c]."""
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def parse_feature_gates(text: str) -> dict[str, bool]:
@@ -104,6 +111,21 @@ class ControllerSettings(BaseSettings):
     leader_election_namespace: str = Field("kaito-workspace", description="Lease namespace")
     enable_test_presets: bool = Field(False, description="Accept the test-tiny-* presets")
     allow_loopback_urls: bool = Field(False, description="Tests only: loopback tuning URLs")
+    tuning_allowed_data_networks: str = Field(
+        "",
+        description="Comma-separated CIDRs/host names that tuning input URLs may reach although "
+        "private (e.g. an in-cluster MinIO); metadata addresses stay refused",
+    )
+    tuning_plain_http_registries: str = Field(
+        "",
+        description="Comma-separated registries (host[:port]) the tuning Job and adapter "
+        "pulls speak plain HTTP to",
+    )
+    tuning_ca_bundle_config_map: str = Field(
+        "",
+        description="ConfigMap (key ca.crt) in each workspace's namespace whose CAs the tuning "
+        "runner trusts for registries and input URLs",
+    )
     max_concurrent_reconciles: int = Field(5, ge=1, description="Reconciles at once")
     nodes_requeue_s: float = Field(3.0, gt=0, description="Look again while nodes come up")
     inference_requeue_s: float = Field(5.0, gt=0, description="Look again while pods come up")
@@ -115,6 +137,27 @@ class ControllerSettings(BaseSettings):
     def _known_gates(cls, value: str) -> str:
         parse_feature_gates(value)
         return value
+
+    @field_validator("tuning_allowed_data_networks")
+    @classmethod
+    def _valid_allow_list(cls, value: str) -> str:
+        URLPolicy.with_allow_list(split_list(value))
+        return value
+
+    @property
+    def url_policy(self) -> URLPolicy:
+        """The webhook's check of tuning input URLs (the runner's fetch applies the same)."""
+        return URLPolicy.with_allow_list(
+            split_list(self.tuning_allowed_data_networks), allow_loopback=self.allow_loopback_urls
+        )
+
+    @property
+    def runner_access(self) -> RunnerAccess:
+        return RunnerAccess(
+            allowed_data_networks=tuple(split_list(self.tuning_allowed_data_networks)),
+            plain_http_registries=tuple(split_list(self.tuning_plain_http_registries)),
+            ca_bundle_config_map=self.tuning_ca_bundle_config_map or None,
+        )
 
     @property
     def gates(self) -> dict[str, bool]:

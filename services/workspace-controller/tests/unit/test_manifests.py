@@ -21,6 +21,7 @@ from workspace_controller.manifests.revision import (
     revision_name,
     spec_hash,
 )
+from workspace_controller.manifests.runner_access import RunnerAccess
 from workspace_controller.manifests.service import headless_service_manifest, service_manifest
 from workspace_controller.manifests.workload import (
     deployment_manifest,
@@ -152,3 +153,27 @@ def test_revision_hash_is_stable_and_spec_only() -> None:
     assert cr["metadata"]["name"] == revision_name("workspace-phi-3-mini", digest)
     assert cr["metadata"]["name"] == f"workspace-phi-3-mini-{digest[:5]}"
     assert cr["data"] == {"inference": a["inference"], "resource": a["resource"]}
+
+
+def test_adapter_pulls_get_the_runner_access() -> None:
+    obj = phi3()
+    obj["inference"]["adapters"] = [{"source": {"name": "a", "image": "192.0.2.2:5000/a:1"}}]
+    ws = Workspace.model_validate(obj)
+    assert ws.inference is not None and ws.inference.preset is not None
+    preset = CATALOG.preset(ws.inference.preset.name)
+    assert preset is not None
+    access = RunnerAccess(plain_http_registries=("192.0.2.2:5000",), ca_bundle_config_map="ca")
+    plan = inference_plan(
+        ws, preset, None, runtime="transformers", revision="1",
+        images=ImageSettings(runner_access=access), config_map=None, provisioned=False,
+    )  # fmt: skip
+    pod = deployment_manifest(plan, controller_reference(obj))["spec"]["template"]["spec"]
+    (pull,) = pod["initContainers"]
+    assert {e["name"]: e["value"] for e in pull["env"]} == {
+        "KAITO_TUNING_PLAIN_HTTP_REGISTRIES": '["192.0.2.2:5000"]',
+        "KAITO_TUNING_CA_FILE": "/etc/kaito/ca/ca.crt",
+    }
+    assert {m["mountPath"] for m in pull["volumeMounts"]} >= {"/etc/kaito/ca", "/mnt/adapter"}
+    assert "kaito-ca-bundle" in {v["name"] for v in pod["volumes"]}
+    server = pod["containers"][0]
+    assert not any(e["name"].startswith("KAITO_TUNING") for e in server.get("env", []))

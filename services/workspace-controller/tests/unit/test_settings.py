@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from workspace_controller.manifests.runner_access import RunnerAccess
 from workspace_controller.settings import parse_settings
 
 
@@ -33,3 +34,24 @@ def test_tuning_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPa
     assert s.tuning_metrics_port == 9100 and s.tuning_requeue_s == 1.5
     with pytest.raises(ValidationError):
         parse_settings(["--tuning-metrics-port=0"])
+
+
+def test_runner_access_is_off_by_default_and_validated() -> None:
+    defaults = parse_settings([])
+    assert defaults.runner_access == RunnerAccess()
+    assert defaults.url_policy.allowed_networks == () and not defaults.url_policy.allowed_hosts
+    s = parse_settings(
+        [
+            "--tuning-allowed-data-networks=10.96.0.0/12,minio.storage.svc",
+            "--tuning-plain-http-registries=registry.kaito.svc:5000, 192.0.2.2:5000",
+            "--tuning-ca-bundle-config-map=internal-ca",
+        ]
+    )
+    assert s.runner_access == RunnerAccess(
+        allowed_data_networks=("10.96.0.0/12", "minio.storage.svc"),
+        plain_http_registries=("registry.kaito.svc:5000", "192.0.2.2:5000"),
+        ca_bundle_config_map="internal-ca",
+    )
+    assert s.url_policy.allowed_hosts == frozenset({"minio.storage.svc"})
+    with pytest.raises(ValidationError, match="allow-list entry"):
+        parse_settings(["--tuning-allowed-data-networks=metadata.google.internal"])

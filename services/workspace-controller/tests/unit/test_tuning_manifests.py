@@ -15,6 +15,7 @@ from kaito_common.presets import default_catalog
 from workspace_controller.manifests.configmap import tuning_params_copy
 from workspace_controller.manifests.job import job_manifest
 from workspace_controller.manifests.plan import ImageSettings
+from workspace_controller.manifests.runner_access import RunnerAccess
 from workspace_controller.manifests.tuning_plan import TuningPlan, tuning_plan
 from workspace_controller.tuning.config import TuningConfigError, output_dir_of
 
@@ -243,3 +244,43 @@ def test_output_dir_errors(text: str, words: str) -> None:
         output_dir_of(_config(text))
     with pytest.raises(TuningConfigError, match="no key"):
         output_dir_of({"metadata": {"name": "cfg"}, "data": {}})
+
+
+def test_runner_access_reaches_fetch_and_push_only() -> None:
+    obj = tuning()
+    obj["tuning"]["input"] = {"urls": ["http://10.96.4.20/data/train.jsonl"]}
+    obj["tuning"]["output"] = {"image": "192.0.2.2:5000/adapters/a:1", "imagePushSecret": "push"}
+    ws = Workspace.model_validate(obj)
+    preset = CATALOG.preset(ws.tuning.preset.name if ws.tuning else "")
+    assert preset is not None
+    access = RunnerAccess(
+        allowed_data_networks=("10.96.0.0/12",),
+        plain_http_registries=("192.0.2.2:5000",),
+        ca_bundle_config_map="internal-ca",
+    )
+    plan = tuning_plan(
+        ws, preset, None, revision="1", images=ImageSettings(runner_access=access),
+        config_map="c", output_dir="/mnt/results", metrics_port=5000, allow_loopback=False,
+        backoff_limit=0, provisioned=False,
+    )  # fmt: skip
+    pod = job_manifest(plan, controller_reference(obj))["spec"]["template"]["spec"]
+    fetch, trainer = pod["initContainers"]
+    (pusher,) = pod["containers"]
+    want_env = {
+        "KAITO_TUNING_ALLOWED_DATA_NETWORKS": '["10.96.0.0/12"]',
+        "KAITO_TUNING_PLAIN_HTTP_REGISTRIES": '["192.0.2.2:5000"]',
+        "KAITO_TUNING_CA_FILE": "/etc/kaito/ca/ca.crt",
+    }
+    for container in (fetch, pusher):
+        assert {e["name"]: e["value"] for e in container["env"]} == want_env
+        assert mounts(container)["/etc/kaito/ca"] == "kaito-ca-bundle"
+    assert not any(e["name"].startswith("KAITO_TUNING_ALLOWED") for e in trainer["env"])
+    assert "/etc/kaito/ca" not in mounts(trainer)
+    assert by_name(pod["volumes"])["kaito-ca-bundle"]["configMap"] == {
+        "name": "internal-ca",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    # Off by default: nothing added (the golden files hold the default Job).
+    default = job_manifest(plan_of(obj), controller_reference(obj))["spec"]["template"]["spec"]
+    assert "env" not in default["initContainers"][0] and "env" not in default["containers"][0]
+    assert "kaito-ca-bundle" not in by_name(default["volumes"])

@@ -12,6 +12,7 @@ from wc_helpers.workspaces import phi3, tuning
 
 from kaito_common.presets import default_catalog
 from kaito_common.urlguard import URLPolicy
+from workspace_controller.settings import parse_settings
 from workspace_controller.webhook.configmaps import FakeConfigMapReader, check_config_maps
 from workspace_controller.webhook.rules import RuleContext, validate_create, validate_update
 
@@ -43,6 +44,23 @@ def test_loopback_urls_only_with_the_test_setting() -> None:
     assert validate_create(obj, CTX)
     lenient = RuleContext(catalog=CTX.catalog, url_policy=URLPolicy(allow_loopback=True))
     assert validate_create(obj, lenient) == []
+
+
+def test_in_cluster_urls_only_with_the_operators_allow_list() -> None:
+    obj = tuning()
+    obj["tuning"]["input"]["urls"] = [
+        "http://10.96.4.20/data/train.jsonl",
+        "http://minio.storage.svc:9000/bucket/more.jsonl",
+    ]
+    errors = validate_create(obj, CTX)
+    assert any("urls[0]" in e and "a private address" in e for e in errors), errors
+    settings = parse_settings(["--tuning-allowed-data-networks=10.96.0.0/12, minio.storage.svc"])
+    allowing = RuleContext(catalog=CTX.catalog, url_policy=settings.url_policy)
+    assert validate_create(obj, allowing) == []
+    obj["tuning"]["input"]["urls"] = ["http://169.254.169.254/latest/meta-data/train.jsonl"]
+    wide = parse_settings(["--tuning-allowed-data-networks=0.0.0.0/0"])
+    errors = validate_create(obj, RuleContext(catalog=CTX.catalog, url_policy=wide.url_policy))
+    assert any("metadata" in e for e in errors), errors
 
 
 @pytest.mark.parametrize(

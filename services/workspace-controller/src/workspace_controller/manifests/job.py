@@ -66,6 +66,8 @@ def _volumes(plan: TuningPlan) -> list[Obj]:
         volumes += [secret_volume(s) for s in plan.input_pull_secrets]
     if plan.pushes and plan.push_secret:
         volumes.append({"name": "push-secret", "secret": {"secretName": plan.push_secret}})
+    if plan.fetches or plan.pushes:
+        volumes += plan.runner_access.volumes()
     return volumes
 
 
@@ -73,7 +75,9 @@ def _fetch(plan: TuningPlan) -> Obj:
     mounts: list[Obj] = [{"name": "data", "mountPath": DATA_DIR}]
     if plan.input_image:
         mounts += [secret_mount(s) for s in plan.input_pull_secrets]
-    return runner_container(FETCH_CONTAINER, plan.runner_image, fetch_command(plan), mounts)
+    return runner_container(
+        FETCH_CONTAINER, plan.runner_image, fetch_command(plan), mounts, plan.runner_access
+    )
 
 
 def _trainer(plan: TuningPlan) -> Obj:
@@ -106,7 +110,9 @@ def _pusher(plan: TuningPlan) -> Obj:
     mounts: list[Obj] = [{"name": "results", "mountPath": plan.output_dir, "readOnly": True}]
     if plan.push_secret:
         mounts.append({"name": "push-secret", "mountPath": PUSH_SECRET_DIR, "readOnly": True})
-    return runner_container(PUSHER_CONTAINER, plan.runner_image, push_command(plan), mounts)
+    return runner_container(
+        PUSHER_CONTAINER, plan.runner_image, push_command(plan), mounts, plan.runner_access
+    )
 
 
 def job_pod_spec(plan: TuningPlan) -> Obj:

@@ -14,6 +14,7 @@ from kaito_common.api import labels as L
 from kaito_common.api.workspace import AdapterSpec, Workspace
 from kaito_common.presets import GPUSku, Preset
 from kaito_common.presets.models import ParamValue
+from workspace_controller.manifests.runner_access import RunnerAccess
 from workspace_controller.manifests.service import SERVER_PORT
 
 WEIGHTS_DIR = "/workspace/weights"
@@ -31,6 +32,8 @@ class ImageSettings:
     tag: str = "0.1.0"
     # The tuning runner: the tuning Job's fetch/push steps and the adapter puller.
     runner: str = DEFAULT_RUNNER_IMAGE
+    # What the runner may reach (data allow-list, plain-HTTP registries, CA bundle).
+    runner_access: RunnerAccess = field(default_factory=RunnerAccess)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class InferencePlan:
     config_map: str | None
     model_access_secret: str | None
     affinity: NodeAffinity
+    runner_access: RunnerAccess = field(default_factory=RunnerAccess)
 
 
 def render_params(params: dict[str, ParamValue]) -> list[str]:
@@ -164,4 +168,5 @@ def inference_plan(
         config_map=config_map,
         model_access_secret=options.model_access_secret if options else None,
         affinity=node_affinity(ws, provisioned),
+        runner_access=images.runner_access,
     )

@@ -102,6 +102,7 @@ def _adapter_parts(plan: InferencePlan) -> tuple[list[Obj], list[Obj], list[Obj]
                         {"name": "adapters", "mountPath": ADAPTERS_DIR},
                         *(secret_mount(s) for s in secrets),
                     ],
+                    plan.runner_access,
                 )
             )
         elif adapter.source.volume_source:
@@ -109,6 +110,7 @@ def _adapter_parts(plan: InferencePlan) -> tuple[list[Obj], list[Obj], list[Obj]
             volumes.append({"name": volume, **adapter.source.volume_source})
             mounts.append({"name": volume, "mountPath": target, "readOnly": True})
     if inits:
+        volumes += plan.runner_access.volumes()
         volumes.append(tmp_volume())
     return inits, volumes, mounts, env
 

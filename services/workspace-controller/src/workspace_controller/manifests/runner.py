@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workspace_controller.manifests.runner_access import RunnerAccess
 from workspace_controller.manifests.tuning_plan import (
     TERMINATION_LOG,
     pull_secret_dir,
@@ -48,15 +49,27 @@ def locked_down() -> Obj:
     }
 
 
-def runner_container(name: str, image: str, command: list[str], mounts: list[Obj]) -> Obj:
-    return {
+def runner_container(
+    name: str,
+    image: str,
+    command: list[str],
+    mounts: list[Obj],
+    access: RunnerAccess | None = None,
+) -> Obj:
+    """The pod must also have `access.volumes()` (the CA bundle) when `access` names one."""
+    access = access or RunnerAccess()
+    container: Obj = {
         "name": name,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": command,
-        "volumeMounts": [*mounts, tmp_mount()],
+        "volumeMounts": [*mounts, *access.mounts(), tmp_mount()],
         "terminationMessagePath": TERMINATION_LOG,
         # A crash before the runner writes its reason still leaves the log's tail in status.
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": locked_down(),
     }
+    env = access.env()
+    if env:
+        container["env"] = env
+    return container

@@ -9,7 +9,7 @@ path spelled out, so that the same argv can be run outside Kubernetes with the p
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kaito_common.api.workspace import Workspace
@@ -23,6 +23,7 @@ from workspace_controller.manifests.plan import (
     gpu_request,
     node_affinity,
 )
+from workspace_controller.manifests.runner_access import RunnerAccess
 
 Obj = dict[str, Any]
 
@@ -68,6 +69,7 @@ class TuningPlan:
     model_access_secret: str | None
     backoff_limit: int
     affinity: NodeAffinity
+    runner_access: RunnerAccess = field(default_factory=RunnerAccess)
 
     @property
     def fetches(self) -> bool:
@@ -229,4 +231,5 @@ def tuning_plan(
         model_access_secret=options.model_access_secret if options else None,
         backoff_limit=backoff_limit,
         affinity=node_affinity(ws, provisioned),
+        runner_access=images.runner_access,
     )
