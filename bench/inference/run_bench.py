@@ -44,6 +44,7 @@ class Run:
     itl: list[float] = field(default_factory=list)
     rss_mb: float = 0.0
     load1: float = 0.0
+    cpu_s: float = 0.0  # server process CPU seconds (user + system) spent in this run
 
     def row(self) -> str:
         def pct(values: list[float], q: float) -> float:
@@ -57,8 +58,13 @@ class Run:
             f"| {self.server:<18} | {self.concurrency:>3} | {self.tokens / self.wall_s:>9.1f} | "
             f"{self.requests / self.wall_s:>7.2f} | {pct(self.ttft, 0.5):>8.3f} | "
             f"{pct(self.ttft, 0.99):>8.3f} | {itl:>7.1f} | {self.errors:>4} | "
-            f"{self.rss_mb:>7.0f} | {self.load1:>5.1f} |"
+            f"{self.rss_mb:>7.0f} | {self.load1:>5.1f} | {self.cpu_ms_per_token:>6.1f} |"
         )
+
+    @property
+    def cpu_ms_per_token(self) -> float:
+        """Server CPU time per output token: less sensitive to other load than tokens/s."""
+        return 1000 * self.cpu_s / self.tokens if self.tokens else float("nan")
 
     @property
     def tok_s(self) -> float:
@@ -81,6 +87,18 @@ def rss_mb(pid: int) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children, from /proc (clock ticks)."""
+    ticks = 0
+    for child in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -135,7 +153,9 @@ async def one_request(
     run.requests += 1
 
 
-async def drive(url: str, model: str, extra: dict[str, object], c: int, per: int, run: Run) -> None:
+async def drive(
+    url: str, model: str, extra: dict[str, object], c: int, per: int, run: Run, pid: int
+) -> None:
     limits = httpx.Limits(max_connections=c + 4)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
         await one_request(client, model, extra, Run("warmup", 1))
@@ -144,9 +164,10 @@ async def drive(url: str, model: str, extra: dict[str, object], c: int, per: int
             for _ in range(per):
                 await one_request(client, model, extra, run)
 
-        start = time.monotonic()
+        start, cpu = time.monotonic(), cpu_seconds(pid)
         await asyncio.gather(*(worker() for _ in range(c)))
         run.wall_s = time.monotonic() - start
+        run.cpu_s = cpu_seconds(pid) - cpu
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], paths: list[str]) -> None:
@@ -166,17 +187,19 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], paths: list[str]) -> N
 
 def bench_server(
     name: str, cmd: list[str], port: int, model: str, extra: dict[str, object],
-    plan: list[tuple[int, int]], log_dir: Path,
+    plan: list[tuple[int, int]], log_dir: Path, env: dict[str, str] | None = None,
 ) -> list[Run]:  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     log = (log_dir / f"{name}.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
     runs: list[Run] = []
     try:
         wait_healthy(url, proc, ["/health"])
         for c, per in plan:
             run = Run(name, c)
-            asyncio.run(drive(url, model, extra, c, per, run))
+            asyncio.run(drive(url, model, extra, c, per, run, proc.pid))
             run.rss_mb = rss_mb(proc.pid)
             run.load1 = os.getloadavg()[0]
             runs.append(run)
@@ -197,7 +220,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer requests per client")
     parser.add_argument(
-        "--servers", default="ours,tserve-seq,tserve-cb", help="comma-separated subset to run"
+        "--servers",
+        default="ours,tserve-seq,tserve-cb",
+        help="comma-separated subset to run; tserve-seq+passive and tserve-cb+passive are controls",
     )
     args = parser.parse_args()
     from kaito_common.testing.tiny_model import build_tiny_model
@@ -231,6 +256,13 @@ def main() -> int:
             str(model_dir), {},
         ),
     }  # fmt: skip
+    # Controls (not in the RESULT line): the baselines with the OpenMP policy our server sets for
+    # itself, to show how much of the gap is thread-pool waiting rather than batching.
+    passive = {"OMP_WAIT_POLICY": "PASSIVE"}
+    for base in ("tserve-seq", "tserve-cb"):
+        servers[base + "+passive"] = servers[base]
+        if base in plans:
+            plans[base + "+passive"] = plans[base]
     wanted = [name.strip() for name in args.servers.split(",") if name.strip()]
     unknown = sorted(set(wanted) - set(servers))
     if unknown:
@@ -239,15 +271,16 @@ def main() -> int:
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
         "| server             |   C |  out tok/s |   req/s | TTFTp50s | TTFTp99s | ITLp50ms "
-        "| err |  RSS MB | load1 |"
+        "| err |  RSS MB | load1 | CPU ms/tok |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     results: dict[str, dict[int, Run]] = {}
     for name in wanted:
         cmd, model, extra = servers[name]
         port = free_port()
         cmd = [*cmd, "--port", str(port)]
-        env_runs = bench_server(name, cmd, port, model, extra, plans.get(name, plan), work)
+        env = passive if name.endswith("+passive") else None
+        env_runs = bench_server(name, cmd, port, model, extra, plans.get(name, plan), work, env)
         results[name] = {r.concurrency: r for r in env_runs}
 
     def ratio(a: str, b: str, c: int) -> str:

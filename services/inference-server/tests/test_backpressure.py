@@ -61,7 +61,8 @@ def test_disconnecting_stream_frees_the_slot(narrow_server: RunningServer) -> No
 
 
 def test_disconnecting_non_streaming_request_frees_the_slot(narrow_server: RunningServer) -> None:
-    body = {"model": MODEL_NAME, "prompt": "long", "max_tokens": 400, "ignore_eos": True}
+    # 500 tokens outlast the 0.2 s client timeout even on a quiet machine (400 in 0.5 s did not).
+    body = {"model": MODEL_NAME, "prompt": "long", "max_tokens": 500, "ignore_eos": True}
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(narrow_server.url + "/v1/completions", json=body, timeout=0.5)
+        httpx.post(narrow_server.url + "/v1/completions", json=body, timeout=0.2)
     wait_until(lambda: _running(narrow_server) == 0, timeout=20)

@@ -32,7 +32,12 @@ class ServerSettings(BaseSettings):
     max_batch_size: int = Field(32, ge=1, description="Requests decoded together")
     max_queue: int = Field(256, ge=0, description="Waiting requests before answering 429")
     max_model_len: int = Field(0, ge=0, description="Context length (0: the model's)")
-    max_prefill_tokens: int = Field(4096, ge=1, description="Prompt tokens prefilled per step")
+    max_prefill_tokens: int = Field(
+        256,
+        ge=1,
+        description="Prompt tokens (padded) prefilled per step; smaller chunks let requests that "
+        "arrive together get their first token sooner while the others decode",
+    )
     default_max_tokens: int = Field(256, ge=1, description="max_tokens when a request sets none")
     chat_template: Path | None = Field(None, description="Jinja chat template file")
     adapters_dir: Path = Field(Path("/mnt/adapter"), description="LoRA adapters directory")
