@@ -1,5 +1,6 @@
 """Score an adapter the same way for both runs: mean loss over the dataset's assistant tokens
-(and over all tokens), base model in float32. Prints one JSON line."""
+(and over all tokens), base model in float32. Rows are scored in right-padded batches of similar
+length (padding is masked out of attention and of the loss). Prints one JSON line."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 import torch
+
+BATCH = 32
 
 
 def main(model_dir: str, adapter_dir: str, data_file: str) -> None:
@@ -22,19 +25,31 @@ def main(model_dir: str, adapter_dir: str, data_file: str) -> None:
     model = PeftModel.from_pretrained(base, adapter_dir).eval()
     rows = [json.loads(line) for line in Path(data_file).read_text().splitlines() if line]
     examples = tokenize_rows(tok, rows, DatasetSection(), 4096).examples
+    examples.sort(key=lambda ex: len(ex.input_ids))
     sums = {"assistant": 0.0, "all": 0.0}
     counts = {"assistant": 0, "all": 0}
-    with torch.no_grad():
-        for ex in examples:
-            ids = torch.tensor([ex.input_ids])
-            logits = model(input_ids=ids, use_cache=False).logits[0, :-1].float()
-            targets = ids[0, 1:]
-            losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-            mask = torch.tensor(ex.labels[1:]) != IGNORE_INDEX
-            sums["assistant"] += float(losses[mask].sum())
-            counts["assistant"] += int(mask.sum())
-            sums["all"] += float(losses.sum())
-            counts["all"] += len(targets)
+    with torch.inference_mode():
+        for start in range(0, len(examples), BATCH):
+            chunk = examples[start : start + BATCH]
+            width = max(len(ex.input_ids) for ex in chunk)
+            ids = torch.zeros((len(chunk), width), dtype=torch.long)
+            valid = torch.zeros((len(chunk), width), dtype=torch.long)
+            labels = torch.full((len(chunk), width), IGNORE_INDEX, dtype=torch.long)
+            for i, ex in enumerate(chunk):
+                n = len(ex.input_ids)
+                ids[i, :n] = torch.tensor(ex.input_ids)
+                valid[i, :n] = 1
+                labels[i, :n] = torch.tensor(ex.labels)
+            logits = model(input_ids=ids, attention_mask=valid, use_cache=False).logits
+            losses = torch.nn.functional.cross_entropy(
+                logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none"
+            )
+            every = valid[:, 1:].bool()
+            assistant = labels[:, 1:] != IGNORE_INDEX
+            sums["assistant"] += float(losses[assistant].sum())
+            counts["assistant"] += int(assistant.sum())
+            sums["all"] += float(losses[every].sum())
+            counts["all"] += int(every.sum())
     print(json.dumps({k: sums[k] / counts[k] for k in sums}))
 
 

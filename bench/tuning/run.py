@@ -100,6 +100,22 @@ def _install_wait4_hook() -> None:
     os.waitpid = waitpid
 
 
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def announce(side: str, stats: dict[str, Any], wall: float, rss: float) -> None:
+    """One line per side as soon as it finishes (a cut-off run still shows what it measured)."""
+    tps = stats["tokens"] / stats["train_seconds"] if stats["train_seconds"] else float("nan")
+    print(
+        f"{side}: steps={stats['steps']} tokens={stats['tokens']} "
+        f"train_s={stats['train_seconds']:.1f} tokens_per_s={tps:.1f} wall_s={wall:.1f} "
+        f"peak_rss_mib={rss:.0f} last_loss={stats['final_loss']:.4f} "
+        f"load_avg_after={load_average()}",
+        flush=True,
+    )
+
+
 def main() -> None:
     _install_wait4_hook()
     from kaito_common.testing.tiny_model import cached_tiny_model
@@ -141,12 +157,23 @@ def main() -> None:
         return path
 
     py = sys.executable
+    print(f"tuning benchmark: {ROWS} rows, {STEPS} steps; load average {load_average()}")
     base_out = root / "baseline"
     base_cfg = config(base_out)
     out, base_wall, base_rss = run_measured(
         [py, str(HERE / "kaito_recipe.py"), str(base_cfg), str(data_file)], {}
     )
     base = json.loads(out.strip().splitlines()[-1])
+    announce("kaito recipe", base, base_wall, base_rss)
+    if os.environ.get("BENCH_TUNING_CONTROL") == "1":
+        # Control, not in the RESULT line: the recipe with the OpenMP policy our runner sets.
+        ctrl_out = root / "baseline-passive"
+        out, ctrl_wall, ctrl_rss = run_measured(
+            [py, str(HERE / "kaito_recipe.py"), str(config(ctrl_out)), str(data_file)],
+            {"OMP_WAIT_POLICY": "PASSIVE"},
+        )
+        ctrl = json.loads(out.strip().splitlines()[-1])
+        announce("kaito recipe + OMP_WAIT_POLICY=PASSIVE (control)", ctrl, ctrl_wall, ctrl_rss)
 
     ours_out = root / "ours"
     ours_cfg = config(ours_out)
@@ -168,6 +195,7 @@ def main() -> None:
         "tokens": final["tokens_seen"],
         "final_loss": final["loss"],
     }
+    announce("ours", ours, ours_wall, ours_rss)
 
     scores = {}
     for name, adapter in (("baseline", base_out), ("ours", ours_out)):
@@ -175,6 +203,7 @@ def main() -> None:
             [py, str(HERE / "evaluate.py"), str(model), str(adapter), str(data_file)], {}
         )
         scores[name] = json.loads(out.strip().splitlines()[-1])
+        print(f"eval {name}: {scores[name]}", flush=True)
 
     base_tps = base["tokens"] / base["train_seconds"]
     ours_tps = ours["tokens"] / ours["train_seconds"]
@@ -198,6 +227,7 @@ def main() -> None:
     ]
     for label, b, o, fmt in rows:
         print(f"{label:34}{fmt.format(b):>20}{fmt.format(o):>14}")
+    print(f"load average at the end: {load_average()}")
     print(
         f"RESULT tokens_per_s_ratio={ours_tps / base_tps:.2f} rss_ratio={ours_rss / base_rss:.2f} "
         f"final_loss_ours={scores['ours']['assistant']:.4f} "

@@ -8,6 +8,7 @@ import sys
 from tuning_runner import logs
 from tuning_runner.app import run
 from tuning_runner.settings import RunnerSettings
+from tuning_runner.threads import prefer_passive_waiting
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    passive = prefer_passive_waiting()  # before anything imports torch
     logs.configure()
+    if passive:
+        logs.log("Set OMP_WAIT_POLICY=PASSIVE for torch's CPU threads (set it to override)")
     args = build_parser().parse_args(argv)
     return run(args, RunnerSettings())
 

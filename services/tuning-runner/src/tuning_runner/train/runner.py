@@ -21,6 +21,10 @@ from tuning_runner.train.model import apply_lora, device_name, load_model, load_
 from tuning_runner.train.precision import announce, bf16_supported, plan_precision
 
 DEFAULT_MAX_LENGTH = 1024
+# On CPU a packed row of a few hundred tokens keeps the per-token cost low: longer rows pay for a
+# larger block-diagonal attention mask in every layer (and hold more activations), much shorter
+# ones pay the per-step overhead.
+CPU_PACKED_ROW_TOKENS = 256
 
 
 @dataclass
@@ -81,6 +85,14 @@ def run_training(
     training.setdefault("dataloader_pin_memory", False)
     max_length = int(training.get("max_length") or DEFAULT_MAX_LENGTH)
     packing = bool(training["packing"]) if "packing" in explicit else True
+    row_tokens = max_length
+    if device == "cpu":
+        if "max_length" not in explicit:
+            row_tokens = min(max_length, CPU_PACKED_ROW_TOKENS)
+        if "gradient_checkpointing" not in explicit:
+            # SFTConfig turns checkpointing on; on CPU with packed rows of a few hundred tokens
+            # activations are small and recomputing them costs about a third of every step.
+            training["gradient_checkpointing"] = False
 
     model_path = cfg.model.pretrained_model_name_or_path or str(settings.default_model_path)
     tokenizer = load_tokenizer(cfg, model_path)
@@ -96,7 +108,7 @@ def run_training(
         rows, eval_rows = rows[:cut], rows[cut:]
     data = tokenize_rows(tokenizer, rows, cfg.dataset, max_length)
     seed = cfg.dataset.shuffle_seed
-    packed = pack_examples(data.examples, max_length, packing=packing, seed=seed)
+    packed = pack_examples(data.examples, row_tokens, packing=packing, seed=seed)
     log(
         "Loaded dataset",
         files=",".join(p.name for p in loaded.files),
@@ -110,6 +122,7 @@ def run_training(
         packing=packing,
         batch_rows=len(packed),
         max_length=max_length,
+        packed_row_tokens=row_tokens,
     )
     if cfg.collator.mlm:
         log("Turned off DataCollator.mlm: causal language model training has no masked tokens")
@@ -117,6 +130,14 @@ def run_training(
     args = _sft_config(training)
     model = load_model(cfg, model_path, plan, device)
     model = apply_lora(cfg, model, settings.default_target_modules, args.gradient_checkpointing)
+    log(
+        "Planned training",
+        device=device,
+        model_dtype=plan.model_dtype,
+        bf16_autocast=plan.bf16,
+        gradient_checkpointing=bool(args.gradient_checkpointing),
+        steps=args.max_steps if args.max_steps > 0 else None,
+    )
 
     from transformers import Trainer
     from transformers.trainer_utils import get_last_checkpoint
@@ -141,7 +162,7 @@ def run_training(
 
     if eval_rows:
         eval_data = tokenize_rows(tokenizer, eval_rows, cfg.dataset, max_length)
-        eval_packed = pack_examples(eval_data.examples, max_length, packing=packing)
+        eval_packed = pack_examples(eval_data.examples, row_tokens, packing=packing)
         metrics = trainer.evaluate(eval_dataset=RowDataset(eval_packed))
         log("Evaluated held-out rows", eval_loss=round(float(metrics.get("eval_loss", 0.0)), 4))
 
