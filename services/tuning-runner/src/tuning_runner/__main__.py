@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     passive = prefer_passive_waiting()  # before anything imports torch
     logs.configure()
     if passive:
-        logs.log("Set OMP_WAIT_POLICY=PASSIVE for torch's CPU threads (set it to override)")
+        logs.log(
+            "Set OMP_WAIT_POLICY=PASSIVE for torch's CPU threads: the CPUs were already busy "
+            "(set OMP_WAIT_POLICY to override)"
+        )
     args = build_parser().parse_args(argv)
     return run(args, RunnerSettings())
 

@@ -24,7 +24,7 @@ DEFAULT_MAX_LENGTH = 1024
 # On CPU a packed row of a few hundred tokens keeps the per-token cost low: longer rows pay for a
 # larger block-diagonal attention mask in every layer (and hold more activations), much shorter
 # ones pay the per-step overhead.
-CPU_PACKED_ROW_TOKENS = 256
+CPU_PACKED_ROW_TOKENS = 384
 
 
 @dataclass
