@@ -26,7 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if passive:
         logging.getLogger("inference_server").info(
-            "Set OMP_WAIT_POLICY=PASSIVE for torch's CPU threads (set it to override)"
+            "Set OMP_WAIT_POLICY=PASSIVE for torch's CPU threads: the CPUs were already busy "
+            "(set OMP_WAIT_POLICY to override)"
         )
     engine = create_engine(settings, dict(os.environ))
     app = build_app(settings, engine)

@@ -1,10 +1,12 @@
 """OpenMP waiting policy for torch's CPU thread pool, chosen before torch is imported.
 
 libgomp's default lets idle pool threads spin for a while before sleeping. On a node whose cores
-are shared (other pods, CPU limits, the server's own event loop and HTTP work) a spinning thread
-holds a core that the thread it waits for needs, and every parallel region stalls: measured on a
-loaded 2-core machine, 32 requests decoded ~8x slower than with passive waiting. An operator's own
-`OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is left alone.
+are shared (other pods, CPU limits, the server's own HTTP loop) a spinning thread holds a core
+that the thread it waits for needs, and every parallel region stalls: measured on a loaded 2-core
+machine, 32 requests decoded ~8x slower than with passive waiting. On an idle node spinning is
+faster (~13% more tokens/s at 32 clients), so the server only asks for passive waiting when the
+load average already fills its CPUs. An operator's own `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is
+left alone.
 """
 
 from __future__ import annotations
@@ -15,10 +17,28 @@ from collections.abc import MutableMapping
 _OPERATOR_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
-def prefer_passive_waiting(environ: MutableMapping[str, str] | None = None) -> bool:
-    """Set `OMP_WAIT_POLICY=PASSIVE` unless the operator chose a policy; True when it was set."""
+def cpus_busy() -> bool:
+    """True when the 1-minute load average already reaches the CPUs this process may use."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return False
+    return load >= cpus
+
+
+def prefer_passive_waiting(
+    environ: MutableMapping[str, str] | None = None, *, oversubscribed: bool | None = None
+) -> bool:
+    """Set `OMP_WAIT_POLICY=PASSIVE` when the CPUs are already busy and the operator chose no
+    policy; True when it was set. On an idle node libgomp's spinning is faster (measured: ~13%
+    fewer tokens/s at 32 clients with passive waiting on a quiet 2-core machine)."""
     env = os.environ if environ is None else environ
     if any(key in env for key in _OPERATOR_KEYS):
+        return False
+    if oversubscribed is None:
+        oversubscribed = cpus_busy()
+    if not oversubscribed:
         return False
     env["OMP_WAIT_POLICY"] = "PASSIVE"
     return True
