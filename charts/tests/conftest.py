@@ -7,45 +7,20 @@ create by hand, and Helm refuses to adopt objects it did not create.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "hack" / "demo"))
 sys.path.insert(0, str(Path(__file__).parent))
 
+from chart_support import Helm, Obj  # noqa: E402
+
 from kaito_common.testing.testbin import ensure_testbin  # noqa: E402
-
-CHART = REPO / "charts" / "kaito"
-Obj = dict[str, Any]
-
-
-class Helm:
-    """The testbin's helm, rendering the chart."""
-
-    def __init__(self, bin_dir: Path) -> None:
-        self.bin_dir = bin_dir
-        self.path = bin_dir / "helm"
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(self.path), *args], capture_output=True, text=True, timeout=120, check=False
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
-        return result
-
-    def template(self, *sets: str, namespace: str = "kaito-workspace") -> list[Obj]:
-        argv = ["template", "kaito", str(CHART), "--namespace", namespace]
-        for value in sets:
-            argv += ["--set", value]
-        return [d for d in yaml.safe_load_all(self.run(*argv).stdout) if d]
 
 
 @pytest.fixture(scope="session")

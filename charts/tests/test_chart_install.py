@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Helm
+from chart_support import Helm
 from kaito_local import (
     GP,
     RELEASE,

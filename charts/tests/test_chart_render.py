@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CHART, REPO, Helm
+from chart_support import CHART, REPO, Helm
 from cryptography import x509
 
 from workspace_controller.webhook.registration import webhook_configuration

@@ -7,7 +7,9 @@ import asyncio
 import datetime as dt
 
 import pytest
-from conftest import (
+from fakearm import FakeArm
+from fakearm.aks import node_name
+from gp_support import (
     StartProvisioner,
     claim_name,
     condition,
@@ -15,8 +17,6 @@ from conftest import (
     kaito_nodeclaim,
     provisioner_settings,
 )
-from fakearm import FakeArm
-from fakearm.aks import node_name
 
 from gpu_provisioner.claims import NODECLAIM
 from kaito_common.controller.client import KubeClient

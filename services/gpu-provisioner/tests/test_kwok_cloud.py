@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TEST_LABEL, StartProvisioner, claim_name, condition, is_ready, kaito_nodeclaim
+from gp_support import (
+    TEST_LABEL,
+    StartProvisioner,
+    claim_name,
+    condition,
+    is_ready,
+    kaito_nodeclaim,
+)
 
 from gpu_provisioner.claims import NODECLAIM
 from kaito_common.controller.client import KubeClient

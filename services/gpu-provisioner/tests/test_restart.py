@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import StartProvisioner, claim_name, is_ready, kaito_nodeclaim
 from fakearm import FakeArm
+from gp_support import StartProvisioner, claim_name, is_ready, kaito_nodeclaim
 
 from gpu_provisioner.claims import NODECLAIM
 from kaito_common.controller.client import KubeClient

@@ -9,7 +9,7 @@ import json
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.core.pipeline.transport import HttpResponse
-from conftest import kaito_nodeclaim
+from gp_support import kaito_nodeclaim
 
 from gpu_provisioner import claims
 from gpu_provisioner.cloud.agentpool import agent_pool_body, os_sku, pool_instance

@@ -1,0 +1,36 @@
+"""Helpers shared by the chart tests (a module of its own: every test folder has a conftest,
+and `from conftest import ...` would pick whichever one pytest imported first)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "kaito"
+Obj = dict[str, Any]
+
+
+class Helm:
+    """The testbin's helm, rendering the chart."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.path = bin_dir / "helm"
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.path), *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def template(self, *sets: str, namespace: str = "kaito-workspace") -> list[Obj]:
+        argv = ["template", "kaito", str(CHART), "--namespace", namespace]
+        for value in sets:
+            argv += ["--set", value]
+        return [d for d in yaml.safe_load_all(self.run(*argv).stdout) if d]
