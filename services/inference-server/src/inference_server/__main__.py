@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from inference_server.threads import prefer_passive_waiting
+    from kaito_common.omp import prefer_passive_waiting
 
     passive = prefer_passive_waiting()  # before anything imports torch
     import uvicorn

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kaito_common.omp import prefer_passive_waiting
 from tuning_runner import logs
 from tuning_runner.app import run
 from tuning_runner.settings import RunnerSettings
-from tuning_runner.threads import prefer_passive_waiting
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tuning_runner.threads import prefer_passive_waiting
+from kaito_common.omp import prefer_passive_waiting
 
 
 def test_sets_passive_waiting_when_the_operator_chose_nothing() -> None:
