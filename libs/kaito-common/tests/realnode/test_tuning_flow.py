@@ -1,0 +1,434 @@
+"""The seed's tuning flow on the real node, through ``helm install``.
+
+A tuning Workspace shaped like the seed's (the tiny preset, ``qlora``, input URLs, an output image
+with an ``imagePushSecret``) on the real node: its data is served from inside the cluster (a
+busybox httpd pod behind a ClusterIP, a private address the URL guard refuses unless the operator
+allows it), and its adapter goes to a real registry with htpasswd auth listening on the host's
+address on the node network (plain HTTP). The chart is installed with the operator settings that
+allow exactly that (``workspace-controller.tuning.allowedDataNetworks`` and
+``plainHTTPRegistries``). The Job's pod really fetches, trains and pushes; the Workspace reaches
+``WorkspaceSucceeded``; an inference Workspace then serves the pushed adapter image (its puller
+pulls it from the same registry); deleting both Workspaces removes their Job, pods, Deployment
+and Service.
+
+The trainer image is the tuning-runner image plus the tiny model at the preset's weights path
+(``kaito_common.testing.model_image``), named by the Workspace's private preset image
+(``accessMode: private``, ``presetOptions.image``): the tiny preset's public model image is the
+inference-server image plus the model, which has no trainer in it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kaito_common.testing.image_import import ImageImportError, buildah_image_id, import_images
+from kaito_common.testing.model_image import build_model_image
+from kaito_common.testing.registry import LocalRegistry, RegistryUnavailableError
+from kaito_common.testing.snapshot_import import import_linked
+from kaito_common.testing.tiny_model import cached_tiny_model
+from kaito_common.testing.toolbox_image import TOOLBOX_IMAGE
+from kaito_common.testing.waiting import wait_for
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+CHART = REPO_ROOT / "charts" / "kaito"
+RELEASE = "kaito"
+RELEASE_NS = "kaito-workspace"
+IMAGE_TAG = "dev"
+IMAGE_REPO = "localhost/kaito"
+TINY_PRESET = "test-tiny-llama"
+IMAGES = {
+    "workspace-controller": f"{IMAGE_REPO}/workspace-controller:{IMAGE_TAG}",
+    "gpu-provisioner": f"{IMAGE_REPO}/gpu-provisioner:{IMAGE_TAG}",
+    "inference-server": f"{IMAGE_REPO}/inference-server:{IMAGE_TAG}",
+    "tuning-runner": f"{IMAGE_REPO}/tuning-runner:{IMAGE_TAG}",
+}
+MODEL_IMAGE = f"{IMAGE_REPO}/kaito-{TINY_PRESET}:{IMAGE_TAG}"  # inference: server + model
+TRAINER_IMAGE = f"{IMAGE_REPO}/kaito-{TINY_PRESET}-tuning:{IMAGE_TAG}"  # runner + model
+SERVICE_CIDR = "10.96.0.0/16"  # the control plane's Service range: the data's ClusterIP
+SKU = "Standard_NC6s_v3"
+NS = "rn-tuning"
+NODE_LABEL = "tune-real"
+ADAPTER = "tuned"
+DATA_ROWS = 16
+
+
+@dataclass
+class NodeNetworkRegistry(LocalRegistry):
+    """The test registry listening on the host's address on the node network, so pods reach it
+    (``LocalRegistry`` itself listens on loopback)."""
+
+    address: str = "127.0.0.1"
+
+    @property
+    def host(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+def _ensure_built(services: list[str]) -> None:
+    """Builds the images buildah lacks (never skipped)."""
+    missing = []
+    for service in services:
+        try:
+            buildah_image_id(IMAGES[service])
+        except ImageImportError:
+            missing.append(service)
+    if missing:
+        subprocess.run(
+            ["bash", str(REPO_ROOT / "hack" / "images" / "install-tools.sh")], check=True
+        )
+        subprocess.run(
+            ["bash", str(REPO_ROOT / "hack" / "images" / "build.sh"), *missing],
+            check=True,
+            env={**os.environ, "IMAGE_REPO": IMAGE_REPO, "IMAGE_TAG": IMAGE_TAG},
+        )
+
+
+@pytest.fixture(scope="module")
+def registry(
+    node_cluster: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NodeNetworkRegistry]:
+    reg = NodeNetworkRegistry(
+        tmp_path_factory.mktemp("registry"), address=node_cluster.node.node_ip
+    )
+    try:
+        reg.start()
+    except RegistryUnavailableError as err:
+        pytest.fail(f"{err} (make pytest installs it through TEST_DEPS)")
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture(scope="module")
+def release(node_cluster: Any, registry: NodeNetworkRegistry) -> Iterator[Any]:
+    """The chart with the operator's settings for in-cluster data and the host's registry."""
+    _ensure_built(list(IMAGES))
+    import_images(
+        node_cluster.node.containerd,
+        [IMAGES["workspace-controller"], IMAGES["gpu-provisioner"]],
+    )
+    model = cached_tiny_model(Path.home() / ".cache" / "kaito-realnode" / "models")
+    build_model_image(IMAGES["inference-server"], model, MODEL_IMAGE)
+    build_model_image(IMAGES["tuning-runner"], model, TRAINER_IMAGE)
+    work = node_cluster.plane.work_dir / "import"
+    for image in (
+        IMAGES["inference-server"],
+        MODEL_IMAGE,
+        IMAGES["tuning-runner"],
+        TRAINER_IMAGE,
+    ):
+        import_linked(node_cluster.node.containerd, image, work)
+    helm = str(node_cluster.plane.bin_dir / "helm")
+    argv = [
+        helm, f"--kubeconfig={node_cluster.plane.kubeconfig_path}",
+        "upgrade", "--install", RELEASE, str(CHART), "--namespace", RELEASE_NS,
+        "--create-namespace", "--wait", "--timeout", "4m",
+        "--set", f"workspace-controller.image.tag={IMAGE_TAG}",
+        "--set", f"gpu-provisioner.image.tag={IMAGE_TAG}",
+        "--set", "workspace-controller.presets.enableTestPresets=true",
+        "--set", "gpu-provisioner.cloud=kwok",
+        "--set", f"workspace-controller.presets.registry={IMAGE_REPO}",
+        "--set", f"workspace-controller.presets.imageTag={IMAGE_TAG}",
+        "--set", f"workspace-controller.tuning.allowedDataNetworks={{{SERVICE_CIDR}}}",
+        "--set", f"workspace-controller.tuning.plainHTTPRegistries={{{registry.host}}}",
+        "--set",
+        f"workspace-controller.extraArgs={{--tuning-runner-image={IMAGES['tuning-runner']}}}",
+    ]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+    if result.returncode != 0:
+        pods = node_cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False)
+        raise AssertionError(f"helm install failed:\n{result.stderr}\n{pods}")
+    try:
+        yield node_cluster
+    finally:
+        subprocess.run(
+            [helm, f"--kubeconfig={node_cluster.plane.kubeconfig_path}", "uninstall", RELEASE,
+             "-n", RELEASE_NS, "--wait", "--timeout", "2m"],
+            capture_output=True, check=False, timeout=180,
+        )  # fmt: skip
+
+
+def conversations(n: int) -> list[dict[str, Any]]:
+    """The seed's dolly-15k-oai-style rows: a ``messages`` column of role/content turns."""
+    words = ["kaito", "tunes", "tiny", "models", "on", "a", "real", "node", "today"]
+    rows = []
+    for i in range(n):
+        question = " ".join(words[(i + k) % len(words)] for k in range(4))
+        rows.append(
+            {
+                "messages": [
+                    {"role": "user", "content": question},
+                    {"role": "assistant", "content": "answer: " + question[::-1]},
+                ]
+            }
+        )
+    return rows
+
+
+def _data_server(cluster: Any, tmp: Path) -> str:
+    """busybox httpd in a pod serving ``dolly.jsonl`` from a ConfigMap; returns its ClusterIP."""
+    data = tmp / "dolly.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in conversations(DATA_ROWS)))
+    cluster.kubectl("create", "configmap", "tuning-data", "-n", NS, f"--from-file={data}")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "tuning-data", "labels": {"app": "tuning-data"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,  # busybox as PID 1 ignores SIGTERM
+            "containers": [
+                {
+                    "name": "httpd",
+                    "image": TOOLBOX_IMAGE,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+                    "ports": [{"containerPort": 8080}],
+                    "readinessProbe": {
+                        "httpGet": {"path": "/dolly.jsonl", "port": 8080},
+                        "periodSeconds": 1,
+                    },
+                    "volumeMounts": [{"name": "data", "mountPath": "/www", "readOnly": True}],
+                }
+            ],
+            "volumes": [{"name": "data", "configMap": {"name": "tuning-data"}}],
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "tuning-data"},
+        "spec": {"selector": {"app": "tuning-data"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    cluster.apply(yaml.safe_dump_all([pod, service]), NS)
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/tuning-data", "-n", NS, "--timeout=90s")
+    cluster_ip: str = cluster.get("service", "tuning-data", "-n", NS)["spec"]["clusterIP"]
+    return cluster_ip
+
+
+def _condition(cluster: Any, name: str, kind: str) -> dict[str, Any] | None:
+    ws = cluster.get("workspace", name, "-n", NS)
+    for c in ws.get("status", {}).get("conditions", []):
+        if c["type"] == kind:
+            return dict(c)
+    return None
+
+
+def _manifest_annotations(reg: LocalRegistry, repository: str, tag: str) -> dict[str, str]:
+    token = base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()
+    request = urllib.request.Request(
+        f"{reg.url}/v2/{repository}/manifests/{tag}",
+        headers={
+            "Authorization": f"Basic {token}",
+            "Accept": "application/vnd.oci.image.manifest.v1+json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return dict(json.loads(resp.read()).get("annotations") or {})
+
+
+def _pod_output(cluster: Any, name: str, script: str) -> str:
+    """Runs ``script`` in a toolbox pod; returns its log once the pod has Succeeded."""
+    cluster.kubectl(
+        "run", name, "-n", NS, f"--image={TOOLBOX_IMAGE}", "--image-pull-policy=IfNotPresent",
+        "--restart=Never", "--command", "--", "/bin/sh", "-c", script,
+    )  # fmt: skip
+
+    def finished() -> bool:
+        phase = cluster.get("pod", name, "-n", NS)["status"].get("phase")
+        assert phase != "Failed", cluster.kubectl("logs", name, "-n", NS, check=False)
+        return bool(phase == "Succeeded")
+
+    wait_for(finished, timeout=180.0, what=f"pod {name} to succeed", interval=0.5)
+    out: str = cluster.kubectl("logs", name, "-n", NS)
+    return out
+
+
+def _json_line(out: str) -> Any:
+    return json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+
+
+def _job_failure(cluster: Any, name: str) -> str:
+    pods: str = cluster.kubectl("get", "pods", "-n", NS, "-l", f"job-name={name}", "-o", "yaml")
+    return pods[-6000:]
+
+
+def test_seed_tuning_flow_then_serving_the_adapter(
+    release: Any, registry: NodeNetworkRegistry, tmp_path: Path
+) -> None:
+    cluster = release
+    cluster.kubectl("create", "namespace", NS, check=False)
+    cluster.node.label(
+        {"apps": NODE_LABEL, "node.kubernetes.io/instance-type": SKU, "accelerator": "nvidia"}
+    )
+    reg_host = registry.host
+    config = registry.write_docker_config(tmp_path / "dockerconfig.json")
+    cluster.kubectl(
+        "create", "secret", "generic", "push-secret", "-n", NS,
+        "--type=kubernetes.io/dockerconfigjson", f"--from-file=.dockerconfigjson={config}",
+    )  # fmt: skip
+    cluster_ip = _data_server(cluster, tmp_path)
+    data_url = f"http://{cluster_ip}/dolly.jsonl"
+    output = f"{reg_host}/tuned/tiny-adapter:0.0.1"
+    selector = {"matchLabels": {"apps": NODE_LABEL}}
+
+    # The webhook refuses a private data URL outside the operator's allowed networks.
+    outside = {
+        "apiVersion": "kaito.sh/v1beta1",
+        "kind": "Workspace",
+        "metadata": {"name": "tune-outside"},
+        "resource": {"instanceType": SKU, "labelSelector": selector},
+        "tuning": {
+            "preset": {"name": TINY_PRESET},
+            "method": "qlora",
+            "input": {"urls": ["http://192.168.7.7/dolly.jsonl"]},
+            "output": {"image": output, "imagePushSecret": "push-secret"},
+        },
+    }
+    argv = [str(cluster.plane.bin_dir / "kubectl"), f"--kubeconfig={cluster.plane.kubeconfig_path}"]
+    refused = subprocess.run(
+        [*argv, "apply", "-n", NS, "-f", "-"],
+        input=yaml.safe_dump(outside),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0 and "a private address" in refused.stderr, refused.stderr
+
+    tuning = {
+        **outside,
+        "metadata": {"name": "tune-tiny"},
+        "tuning": {
+            "preset": {
+                "name": TINY_PRESET,
+                "accessMode": "private",
+                "presetOptions": {"image": TRAINER_IMAGE},
+            },
+            "method": "qlora",
+            "input": {"urls": [data_url]},
+            "output": {"image": output, "imagePushSecret": "push-secret"},
+        },
+    }
+    cluster.apply(yaml.safe_dump(tuning), NS)
+
+    def succeeded() -> bool:
+        job = cluster.get("job", "tune-tiny", "-n", NS) if _has(cluster, "job", "tune-tiny") else {}
+        for c in job.get("status", {}).get("conditions", []) or []:
+            assert not (c["type"] == "Failed" and c["status"] == "True"), _job_failure(
+                cluster, "tune-tiny"
+            )
+        cond = _condition(cluster, "tune-tiny", "WorkspaceSucceeded")
+        return cond is not None and cond["status"] == "True"
+
+    wait_for(
+        succeeded, timeout=600.0, what="WorkspaceSucceeded of the tuning Workspace", interval=2
+    )
+    (pod,) = cluster.get("pods", "-n", NS, "-l", "job-name=tune-tiny")["items"]
+    assert pod["spec"]["nodeName"] == cluster.node.name
+    fetch, trainer = pod["spec"]["initContainers"]
+    env = {e["name"]: e.get("value") for e in fetch.get("env", [])}
+    assert json.loads(env["KAITO_TUNING_ALLOWED_DATA_NETWORKS"]) == [SERVICE_CIDR]
+    assert trainer["image"] == TRAINER_IMAGE
+    steps = _step_seconds(pod)
+    assert list(steps) == ["fetch", "trainer", "pusher"], pod["status"]
+    print("Tuning Job steps (s):", steps)
+    fetch_log = cluster.kubectl("logs", pod["metadata"]["name"], "-n", NS, "-c", "fetch")
+    assert "Fetched input" in fetch_log and data_url in fetch_log, fetch_log
+    push_log = cluster.kubectl("logs", pod["metadata"]["name"], "-n", NS, "-c", "pusher")
+    assert "Pushed adapter image" in push_log, push_log
+    # The adapter image really is in the registry, with Kaito's model-name annotation.
+    annotations = _manifest_annotations(registry, "tuned/tiny-adapter", "0.0.1")
+    assert annotations.get("sh.kaito.model.name") == TINY_PRESET
+
+    # An inference Workspace serves the pushed adapter (its puller pulls it over plain HTTP).
+    serving = {
+        "apiVersion": "kaito.sh/v1beta1",
+        "kind": "Workspace",
+        "metadata": {"name": "serve-tuned"},
+        "resource": {"instanceType": SKU, "labelSelector": selector},
+        "inference": {
+            "preset": {"name": TINY_PRESET},
+            "adapters": [
+                {"source": {"name": ADAPTER, "image": output, "imagePullSecrets": ["push-secret"]}}
+            ],
+        },
+    }
+    # The trainer's GPU is free once the Job's pod has finished.
+    cluster.apply(yaml.safe_dump(serving), NS)
+
+    def ready() -> bool:
+        cond = _condition(cluster, "serve-tuned", "InferenceReady")
+        return cond is not None and cond["status"] == "True"
+
+    wait_for(ready, timeout=420.0, what="InferenceReady of the adapter Workspace", interval=2)
+    (server,) = cluster.get("pods", "-n", NS, "-l", "kaito.sh/workspace=serve-tuned")["items"]
+    assert server["spec"]["nodeName"] == cluster.node.name
+    (puller,) = server["status"]["initContainerStatuses"]
+    assert puller["state"]["terminated"]["exitCode"] == 0
+    service_ip = cluster.get("service", "serve-tuned", "-n", NS)["spec"]["clusterIP"]
+    models = _json_line(
+        _pod_output(
+            cluster, "models", f"wget -O- http://{service_ip}/v1/models 2>/dev/null && echo"
+        )
+    )
+    ids = {m["id"]: m for m in models["data"]}
+    assert ADAPTER in ids and ids[ADAPTER]["parent"] == TINY_PRESET, models
+    body = {"model": ADAPTER, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+    script = (
+        "wget -O /tmp/body --header 'Content-Type: application/json' "
+        f"--post-data '{json.dumps(body)}' http://{service_ip}/v1/chat/completions "
+        "2>/dev/null && echo && cat /tmp/body && echo"
+    )
+    completion = _json_line(_pod_output(cluster, "adapter-chat", script))
+    assert completion["object"] == "chat.completion" and completion["model"] == ADAPTER
+    assert 0 < completion["usage"]["completion_tokens"] <= 8
+
+    # Deleting the Workspaces removes their Job, pods, Deployment and Service.
+    cluster.kubectl("delete", "workspace", "tune-tiny", "serve-tuned", "-n", NS, "--wait=false")
+
+    def gone() -> bool:
+        return not (
+            cluster.kubectl("get", "workspace", "-n", NS, "-o", "name")
+            or cluster.kubectl("get", "job,deployment", "-n", NS, "-o", "name")
+            or cluster.kubectl("get", "service", "serve-tuned", "-n", NS, "--ignore-not-found")
+            or cluster.kubectl("get", "pods", "-n", NS, "-l", "kaito.sh/workspace", "-o", "name")
+            or cluster.kubectl("get", "pods", "-n", NS, "-l", "job-name", "-o", "name")
+        )
+
+    wait_for(gone, timeout=180.0, what="the Workspaces, Job, Deployment, Service and pods to go")
+    assert not cluster.kubectl("get", "nodeclaims", "-l", "kaito.sh/workspace", "-o", "name"), (
+        "the real node is a BYO node: no NodeClaim"
+    )
+    cluster.kubectl("delete", "namespace", NS, "--wait=false", check=False)
+
+
+def _step_seconds(pod: dict[str, Any]) -> dict[str, float]:
+    """Each container that exited 0: its run time, in the pod's order."""
+    statuses = [
+        *pod["status"].get("initContainerStatuses", []),
+        *pod["status"].get("containerStatuses", []),
+    ]
+    seconds: dict[str, float] = {}
+    for status in statuses:
+        done = status["state"].get("terminated") or {}
+        if done.get("exitCode") == 0:
+            start = datetime.fromisoformat(done["startedAt"].replace("Z", "+00:00"))
+            end = datetime.fromisoformat(done["finishedAt"].replace("Z", "+00:00"))
+            seconds[status["name"]] = (end - start).total_seconds()
+    return seconds
+
+
+def _has(cluster: Any, kind: str, name: str) -> bool:
+    return bool(cluster.kubectl("get", kind, name, "-n", NS, "--ignore-not-found", "-o", "name"))
