@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds, with hack/images/build.sh, the images the real-node tests run that buildah's store
-# lacks (workspace-controller, gpu-provisioner, inference-server). Images already there are
+# lacks (workspace-controller, gpu-provisioner, inference-server, tuning-runner). Images already there are
 # kept as they are: run `make images` to rebuild them after a source change.
 set -euo pipefail
 
@@ -11,7 +11,7 @@ export IMAGE_REPO IMAGE_TAG
 
 bash "$HERE/../images/install-tools.sh"
 missing=()
-for service in workspace-controller gpu-provisioner inference-server; do
+for service in workspace-controller gpu-provisioner inference-server tuning-runner; do
   if ! buildah inspect --type image "$IMAGE_REPO/$service:$IMAGE_TAG" >/dev/null 2>&1; then
     missing+=("$service")
   fi
