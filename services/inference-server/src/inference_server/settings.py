@@ -38,6 +38,11 @@ class ServerSettings(BaseSettings):
         description="Prompt tokens (padded) prefilled per step; smaller chunks let requests that "
         "arrive together get their first token sooner while the others decode",
     )
+    fast_decode: bool = Field(
+        True,
+        description="Decode Llama-style fp32 CPU models with fused, pre-packed weights while no "
+        "adapter is loaded (the generic transformers forward otherwise)",
+    )
     default_max_tokens: int = Field(256, ge=1, description="max_tokens when a request sets none")
     chat_template: Path | None = Field(None, description="Jinja chat template file")
     adapters_dir: Path = Field(Path("/mnt/adapter"), description="LoRA adapters directory")

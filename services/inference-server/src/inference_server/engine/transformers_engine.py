@@ -29,6 +29,7 @@ from inference_server.engine.errors import (
     EngineNotReadyError,
     QueueFullError,
 )
+from inference_server.engine.fast_llama import FastLlamaDecoder, build_fast_decoder
 from inference_server.engine.hf_codec import HFTextCodec
 from inference_server.engine.kv_cache import batch_layers, new_batch_cache
 from inference_server.engine.sampling import RowState, sample_next_tokens
@@ -100,6 +101,7 @@ class TransformersEngine:
         self._next_pos: torch.Tensor | None = None
         self._device = torch.device("cpu")
         self._cache_kwarg = "past_key_values"
+        self._fast: FastLlamaDecoder | None = None
         self.iteration_observer: Callable[[int], None] | None = None
 
     # -- interface -------------------------------------------------------------------------
@@ -108,6 +110,11 @@ class TransformersEngine:
         if self._codec is None:
             raise EngineNotReadyError(self._not_ready_reason)
         return self._codec
+
+    @property
+    def uses_fast_path(self) -> bool:
+        """True while batches run the lean Llama forward (no adapter loaded, known model)."""
+        return self._fast is not None and not self._adapters
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -273,7 +280,12 @@ class TransformersEngine:
         if found and s.adapter_mode == "merged":
             model = adapter_ops.merge_adapters(model, found, self._environ).eval()
             self._merged = True
-        else:
+        # Built from the base weights (merged ones in merged mode). Separate adapters wrap the base
+        # projections without changing them, so it stays valid; batches run it only while no
+        # adapter is loaded.
+        if s.fast_decode:
+            self._fast = build_fast_decoder(model)
+        if not self._merged:
             for info in found:
                 model = adapter_ops.attach_adapter(model, info).eval()
                 self._adapters[info.name] = info
@@ -373,6 +385,11 @@ class TransformersEngine:
         extra: dict[str, Any] = {}
         if self._adapters:
             extra["adapter_names"] = [s.request.adapter or adapter_ops.BASE_ADAPTER for s in seqs]
+        if self._fast is not None and not self._adapters:
+            logits: torch.Tensor = self._fast.forward(ids, pos, mask, batch_layers(cache))
+            if self.iteration_observer is not None:
+                self.iteration_observer(int(mask[:, -ids.shape[1] :].sum()))
+            return logits
         out = self._model(
             input_ids=ids.to(self._device),
             attention_mask=mask.to(self._device),
@@ -384,8 +401,8 @@ class TransformersEngine:
         )
         if self.iteration_observer is not None:
             self.iteration_observer(int(mask[:, -ids.shape[1] :].sum()))
-        logits: torch.Tensor = out.logits[:, -1, :]
-        return logits
+        last: torch.Tensor = out.logits[:, -1, :]
+        return last
 
     def _prefill(
         self, seqs: list[_Sequence], events: list[tuple[_Sequence, GenerationOutput]]

@@ -1,0 +1,205 @@
+"""A lean decode step for Llama-style models on CPU: fused, pre-packed weights, few Python ops.
+
+transformers' generic forward spends much of a small model's decode step in Python (module calls,
+mask construction, seven separate projections per layer) and in MKL's float32 GEMM, which on
+AMD CPUs does not take the AVX-512 path. For models whose architecture we know, this module
+concatenates each layer's q/k/v and gate/up projection weights once at load and pre-packs every
+projection for oneDNN, then runs prefill chunks and decode steps with those weights, the
+model's own normalisation and rotary modules, SDPA and the engine's padded KV cache.
+
+Prefill and decode both run here while no LoRA adapter is loaded; with adapters the engine uses
+the generic transformers forward (peft's per-row adapter selection), which writes the same cache.
+The packed weights are a second copy of the projections (the model's own weights stay for the
+generic path and for adapters).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from inference_server.engine.kv_cache import PaddedBatchLayer
+
+log = logging.getLogger(__name__)
+
+_MODEL_TYPES = frozenset({"llama"})
+# oneDNN picks its blocked weight layout for a batch size; 32 is the engine's default batch.
+_PACK_BATCH = 32
+
+Linear = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> Linear:
+    """A projection `x @ weight.T + bias` over 2-D `x`, pre-packed for oneDNN where it can be."""
+    weight = weight.detach().contiguous()
+    bias = None if bias is None else bias.detach().contiguous()
+    mkldnn = bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
+    if weight.device.type == "cpu" and mkldnn:
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_BATCH)
+        pointwise = torch.ops.mkldnn._linear_pointwise
+
+        def run_packed(x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = pointwise(x, packed, bias, "none", [], "")
+            return out
+
+        return run_packed
+
+    def run_plain(x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, weight, bias)
+
+    return run_plain
+
+
+def _cat_bias(*modules: Any) -> torch.Tensor | None:
+    biases = [m.bias for m in modules]
+    if all(b is None for b in biases):
+        return None
+    filled = [
+        b if b is not None else m.weight.new_zeros(m.out_features)
+        for m, b in zip(modules, biases, strict=True)
+    ]
+    return torch.cat(filled)
+
+
+@dataclass
+class _Layer:
+    input_norm: Any
+    post_norm: Any
+    qkv: Linear
+    out: Linear
+    gate_up: Linear
+    down: Linear
+
+
+class FastLlamaDecoder:
+    """One decode step of a Llama-style causal LM over the engine's padded KV cache."""
+
+    def __init__(self, model: Any) -> None:
+        config = model.config
+        body = model.model
+        self.heads = int(config.num_attention_heads)
+        self.kv_heads = int(getattr(config, "num_key_value_heads", None) or self.heads)
+        self.head_dim = int(
+            getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        )
+        self.intermediate = int(config.intermediate_size)
+        self.scaling = self.head_dim**-0.5
+        self.embed = body.embed_tokens.weight.detach()
+        self.rotary = body.rotary_emb
+        self.norm = body.norm
+        self.lm_head = _linear(model.lm_head.weight, model.lm_head.bias)
+        self.layers: list[_Layer] = []
+        for layer in body.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            self.layers.append(
+                _Layer(
+                    input_norm=layer.input_layernorm,
+                    post_norm=layer.post_attention_layernorm,
+                    qkv=_linear(
+                        torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]),
+                        _cat_bias(attn.q_proj, attn.k_proj, attn.v_proj),
+                    ),
+                    out=_linear(attn.o_proj.weight, attn.o_proj.bias),
+                    gate_up=_linear(
+                        torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]),
+                        _cat_bias(mlp.gate_proj, mlp.up_proj),
+                    ),
+                    down=_linear(mlp.down_proj.weight, mlp.down_proj.bias),
+                )
+            )
+
+    @torch.inference_mode()
+    def forward(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor,
+        cache_layers: Sequence[PaddedBatchLayer],
+    ) -> torch.Tensor:
+        """Logits [batch, vocab] at the last position, appending the new keys/values to the cache.
+
+        `ids` and `positions` are [batch, new]; `mask` is [batch, cached + new] (1 = a real token),
+        like the generic forward's `attention_mask`. A prefill (new > 1) attends causally; a
+        padding position also attends to itself so that no row of the softmax is empty (its
+        output is never read, and its keys are masked for every real token).
+        """
+        batch, new = ids.shape
+        q_size = self.heads * self.head_dim
+        kv_size = self.kv_heads * self.head_dim
+        hidden = F.embedding(ids, self.embed)  # [batch, new, hidden]
+        cos, sin = self.rotary(hidden, positions)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # [batch, 1, new, head_dim]
+        attend = _attention_mask(mask, new)
+        gqa = self.kv_heads != self.heads
+        rows = batch * new
+        for layer, cache in zip(self.layers, cache_layers, strict=True):
+            qkv = layer.qkv(layer.input_norm(hidden).view(rows, -1)).view(batch, new, -1)
+            q = qkv[..., :q_size].view(batch, new, self.heads, self.head_dim).transpose(1, 2)
+            k = qkv[..., q_size : q_size + kv_size]
+            k = k.view(batch, new, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = qkv[..., q_size + kv_size :]
+            v = v.view(batch, new, self.kv_heads, self.head_dim).transpose(1, 2)
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+            keys, values = cache.update(k, v)
+            attn = F.scaled_dot_product_attention(
+                q, keys, values, attn_mask=attend, scale=self.scaling, enable_gqa=gqa
+            )
+            attn = attn.transpose(1, 2).reshape(rows, q_size)
+            hidden = hidden + layer.out(attn).view(batch, new, -1)
+            normed = layer.post_norm(hidden).view(rows, -1)
+            gate_up = layer.gate_up(normed)
+            gate, up = gate_up[:, : self.intermediate], gate_up[:, self.intermediate :]
+            hidden = hidden + layer.down(F.silu(gate) * up).view(batch, new, -1)
+        last = self.norm(hidden[:, -1, :])
+        logits: torch.Tensor = self.lm_head(last)
+        return logits
+
+
+def _attention_mask(mask: torch.Tensor, new: int) -> torch.Tensor:
+    """Boolean [batch, 1, new, columns] mask: real keys, causally, plus each query's own key."""
+    keys = mask.bool()[:, None, None, :]
+    if new == 1:
+        return keys
+    columns = mask.shape[1]
+    query_cols = torch.arange(columns - new, columns, device=mask.device)[:, None]
+    key_cols = torch.arange(columns, device=mask.device)[None, :]
+    causal = key_cols <= query_cols  # [new, columns]
+    return (keys & causal) | (key_cols == query_cols)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def build_fast_decoder(model: Any) -> FastLlamaDecoder | None:
+    """A `FastLlamaDecoder` when `model` is a plain Llama-style CPU model, else None."""
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if config is None or model_type not in _MODEL_TYPES:
+        return None
+    reasons = []
+    if getattr(config, "hidden_act", "silu") != "silu":
+        reasons.append(f"hidden_act={config.hidden_act}")
+    if int(getattr(config, "pretraining_tp", 1) or 1) != 1:
+        reasons.append("pretraining_tp")
+    if model.device.type != "cpu":
+        reasons.append(f"device={model.device.type}")
+    if model.dtype != torch.float32:
+        reasons.append(f"dtype={model.dtype}")
+    if reasons:
+        log.info("Used the generic decode path model_type=%s reasons=%s", model_type, reasons)
+        return None
+    try:
+        decoder = FastLlamaDecoder(model)
+    except (AttributeError, RuntimeError) as exc:
+        log.info("Used the generic decode path model_type=%s reason=%s", model_type, exc)
+        return None
+    log.info("Built the fast decode path model_type=%s layers=%d", model_type, len(decoder.layers))
+    return decoder
