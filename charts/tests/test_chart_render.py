@@ -241,3 +241,19 @@ def test_values_files_document_every_key() -> None:
                 assert any(line.lstrip().startswith("#") for line in lines), (
                     f"{values}: {keys} undocumented"
                 )
+
+
+def test_runtime_images_reach_the_controller_only_when_set(helm: Helm) -> None:
+    def args(*sets: str) -> list[str]:
+        deployment = named(helm.template(*sets), "Deployment", "workspace-controller")
+        found: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        return found
+
+    defaults = args()
+    assert not [a for a in defaults if a.startswith(("--inference-server-image", "--tuning-r"))]
+    chosen = args(
+        "workspace-controller.runtimeImages.inferenceServer=reg.example/kaito/inference-server:9",
+        "workspace-controller.runtimeImages.tuningRunner=reg.example/kaito/tuning-runner:9",
+    )
+    assert "--inference-server-image=reg.example/kaito/inference-server:9" in chosen
+    assert "--tuning-runner-image=reg.example/kaito/tuning-runner:9" in chosen

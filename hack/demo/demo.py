@@ -218,7 +218,11 @@ def serve_like_the_pod(cluster: Cluster) -> tuple[int, str, HostProcess]:
         done = (
             "Reused the tiny model built before" if model.name in existed else "Built a tiny model"
         )
-        say(f"{done} (kaito_common.testing.tiny_model) at {model}, standing in for {weights}")
+        copier = next(
+            (c for c in pod.get("initContainers", []) if c["name"] == "model-weights"), None
+        )
+        source = f"{weights}, copied there from {copier['image']}" if copier else weights
+        say(f"{done} (kaito_common.testing.tiny_model) at {model}, standing in for {source}")
     env: dict[str, str] = {}
     for item in container.get("env", []):
         if "value" in item:

@@ -5,9 +5,11 @@ webhook through their Service (the API server dials the pod on the node's bridge
 Workspace then provisions a GPU node on the kwok cloud and is deleted with everything it made.
 
 Then the seed's flow for real: an inference Workspace selecting the real node (labelled as a GPU
-node of the Workspace's instance type) runs the tiny preset's model image (the inference-server
-image plus the tiny model, built here) on it; the pod becomes Ready through its probes, and a
-pod in the cluster POSTs ``/chat`` and ``/v1/chat/completions`` to the Service's ClusterIP.
+node of the Workspace's instance type) runs the inference-server image on it, after an init
+container from the tiny preset's model image (only the model's files and a static copier, built
+here) has copied the weights into the pod's weights volume; the pod becomes Ready through its
+probes, and a pod in the cluster POSTs ``/chat`` and ``/v1/chat/completions`` to the Service's
+ClusterIP.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pytest
 import yaml
 
 from kaito_common.testing.image_import import ImageImportError, buildah_image_id, import_images
-from kaito_common.testing.model_image import build_model_image, build_openai_client_image
+from kaito_common.testing.model_image import build_openai_client_image, build_weights_image
 from kaito_common.testing.snapshot_import import import_linked
 from kaito_common.testing.tiny_model import cached_tiny_model
 from kaito_common.testing.toolbox_image import TOOLBOX_IMAGE
@@ -38,7 +40,7 @@ IMAGE_TAG = "dev"
 IMAGE_REPO = "localhost/kaito"
 INFERENCE_IMAGE = f"{IMAGE_REPO}/inference-server:{IMAGE_TAG}"
 TINY_PRESET = "test-tiny-llama"
-MODEL_IMAGE = f"{IMAGE_REPO}/kaito-{TINY_PRESET}:{IMAGE_TAG}"
+MODEL_IMAGE = f"{IMAGE_REPO}/kaito-model-{TINY_PRESET}:{IMAGE_TAG}"
 SEED_PROMPT = "What is Kubernetes?"
 CLIENT_IMAGE = f"{IMAGE_REPO}/openai-client:{IMAGE_TAG}"
 SITE_PACKAGES = (
@@ -97,6 +99,7 @@ def release(node_cluster: Any) -> Iterator[Any]:
         "--set", "gpu-provisioner.cloud=kwok",
         "--set", f"workspace-controller.presets.registry={IMAGE_REPO}",
         "--set", f"workspace-controller.presets.imageTag={IMAGE_TAG}",
+        "--set", f"workspace-controller.runtimeImages.inferenceServer={INFERENCE_IMAGE}",
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
     if result.returncode != 0:
@@ -198,11 +201,11 @@ def test_controllers_were_never_forbidden(release: Any) -> None:
 
 @pytest.fixture(scope="module")
 def model_image(release: Any) -> str:
-    """The tiny preset's model image, built on the inference-server image and linked into
-    containerd (see kaito_common.testing.snapshot_import)."""
+    """The tiny preset's model image (the model's files and the copier) and the inference-server
+    image, linked into containerd (see kaito_common.testing.snapshot_import)."""
     _ensure_built({"inference-server": INFERENCE_IMAGE})
     model = cached_tiny_model(Path.home() / ".cache" / "kaito-realnode" / "models")
-    build_model_image(INFERENCE_IMAGE, model, MODEL_IMAGE)
+    build_weights_image(model, MODEL_IMAGE, release.plane.work_dir / "copier")
     build_openai_client_image(INFERENCE_IMAGE, SITE_PACKAGES, CLIENT_IMAGE)
     for image in (INFERENCE_IMAGE, MODEL_IMAGE, CLIENT_IMAGE):
         import_linked(release.node.containerd, image, release.plane.work_dir / "import")
@@ -265,8 +268,15 @@ def test_seed_inference_flow_on_the_real_node(release: Any, model_image: str) ->
     (pod,) = release.get("pods", "-n", ns, "-l", f"kaito.sh/workspace={name}")["items"]
     assert pod["spec"]["nodeName"] == node.name
     (status,) = pod["status"]["containerStatuses"]
-    assert status["ready"] and status["image"] == model_image
-    assert status["imageID"].endswith(buildah_image_id(model_image).removeprefix("sha256:"))
+    assert status["ready"] and status["image"] == INFERENCE_IMAGE
+    assert status["imageID"].endswith(buildah_image_id(INFERENCE_IMAGE).removeprefix("sha256:"))
+    # The weights came from the model image: its init container copied them and exited 0.
+    (copier,) = pod["status"]["initContainerStatuses"]
+    assert copier["name"] == "model-weights" and copier["image"] == model_image
+    assert copier["state"]["terminated"]["exitCode"] == 0
+    assert copier["imageID"].endswith(buildah_image_id(model_image).removeprefix("sha256:"))
+    copied = release.kubectl("logs", pod["metadata"]["name"], "-n", ns, "-c", "model-weights")
+    assert copied.startswith("Copied ") and "/workspace/weights" in copied, copied
     assert not release.kubectl(
         "get", "nodeclaims", "-l", f"kaito.sh/workspace={name}", "-o", "name"
     )

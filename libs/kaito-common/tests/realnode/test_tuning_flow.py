@@ -11,10 +11,9 @@ allow exactly that (``workspace-controller.tuning.allowedDataNetworks`` and
 pulls it from the same registry); deleting both Workspaces removes their Job, pods, Deployment
 and Service.
 
-The trainer image is the tuning-runner image plus the tiny model at the preset's weights path
-(``kaito_common.testing.model_image``), named by the Workspace's private preset image
-(``accessMode: private``, ``presetOptions.image``): the tiny preset's public model image is the
-inference-server image plus the model, which has no trainer in it.
+The tiny preset's weights come in its model image (``kaito_common.testing.model_image``): the
+Job's trainer runs the tuning-runner image and the inference pod the inference-server image, each
+after the ``model-weights`` init container copied the model into the pod's weights volume.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ import pytest
 import yaml
 
 from kaito_common.testing.image_import import ImageImportError, buildah_image_id, import_images
-from kaito_common.testing.model_image import build_model_image
+from kaito_common.testing.model_image import build_weights_image
 from kaito_common.testing.registry import LocalRegistry, RegistryUnavailableError
 from kaito_common.testing.snapshot_import import import_linked
 from kaito_common.testing.tiny_model import cached_tiny_model
@@ -54,8 +53,7 @@ IMAGES = {
     "inference-server": f"{IMAGE_REPO}/inference-server:{IMAGE_TAG}",
     "tuning-runner": f"{IMAGE_REPO}/tuning-runner:{IMAGE_TAG}",
 }
-MODEL_IMAGE = f"{IMAGE_REPO}/kaito-{TINY_PRESET}:{IMAGE_TAG}"  # inference: server + model
-TRAINER_IMAGE = f"{IMAGE_REPO}/kaito-{TINY_PRESET}-tuning:{IMAGE_TAG}"  # runner + model
+MODEL_IMAGE = f"{IMAGE_REPO}/kaito-model-{TINY_PRESET}:{IMAGE_TAG}"  # the weights alone
 SERVICE_CIDR = "10.96.0.0/16"  # the control plane's Service range: the data's ClusterIP
 SKU = "Standard_NC6s_v3"
 NS = "rn-tuning"
@@ -121,15 +119,9 @@ def release(node_cluster: Any, registry: NodeNetworkRegistry) -> Iterator[Any]:
         [IMAGES["workspace-controller"], IMAGES["gpu-provisioner"]],
     )
     model = cached_tiny_model(Path.home() / ".cache" / "kaito-realnode" / "models")
-    build_model_image(IMAGES["inference-server"], model, MODEL_IMAGE)
-    build_model_image(IMAGES["tuning-runner"], model, TRAINER_IMAGE)
+    build_weights_image(model, MODEL_IMAGE, node_cluster.plane.work_dir / "copier")
     work = node_cluster.plane.work_dir / "import"
-    for image in (
-        IMAGES["inference-server"],
-        MODEL_IMAGE,
-        IMAGES["tuning-runner"],
-        TRAINER_IMAGE,
-    ):
+    for image in (IMAGES["inference-server"], MODEL_IMAGE, IMAGES["tuning-runner"]):
         import_linked(node_cluster.node.containerd, image, work)
     helm = str(node_cluster.plane.bin_dir / "helm")
     argv = [
@@ -144,8 +136,9 @@ def release(node_cluster: Any, registry: NodeNetworkRegistry) -> Iterator[Any]:
         "--set", f"workspace-controller.presets.imageTag={IMAGE_TAG}",
         "--set", f"workspace-controller.tuning.allowedDataNetworks={{{SERVICE_CIDR}}}",
         "--set", f"workspace-controller.tuning.plainHTTPRegistries={{{registry.host}}}",
+        "--set", f"workspace-controller.runtimeImages.tuningRunner={IMAGES['tuning-runner']}",
         "--set",
-        f"workspace-controller.extraArgs={{--tuning-runner-image={IMAGES['tuning-runner']}}}",
+        f"workspace-controller.runtimeImages.inferenceServer={IMAGES['inference-server']}",
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
     if result.returncode != 0:
@@ -311,11 +304,7 @@ def test_seed_tuning_flow_then_serving_the_adapter(
         **outside,
         "metadata": {"name": "tune-tiny"},
         "tuning": {
-            "preset": {
-                "name": TINY_PRESET,
-                "accessMode": "private",
-                "presetOptions": {"image": TRAINER_IMAGE},
-            },
+            "preset": {"name": TINY_PRESET},
             "method": "qlora",
             "input": {"urls": [data_url]},
             "output": {"image": output, "imagePushSecret": "push-secret"},
@@ -337,12 +326,13 @@ def test_seed_tuning_flow_then_serving_the_adapter(
     )
     (pod,) = cluster.get("pods", "-n", NS, "-l", "job-name=tune-tiny")["items"]
     assert pod["spec"]["nodeName"] == cluster.node.name
-    fetch, trainer = pod["spec"]["initContainers"]
+    copier, fetch, trainer = pod["spec"]["initContainers"]
     env = {e["name"]: e.get("value") for e in fetch.get("env", [])}
     assert json.loads(env["KAITO_TUNING_ALLOWED_DATA_NETWORKS"]) == [SERVICE_CIDR]
-    assert trainer["image"] == TRAINER_IMAGE
+    # The trainer is the tuning runner; the weights came from the preset's model image.
+    assert copier["image"] == MODEL_IMAGE and trainer["image"] == IMAGES["tuning-runner"]
     steps = _step_seconds(pod)
-    assert list(steps) == ["fetch", "trainer", "pusher"], pod["status"]
+    assert list(steps) == ["model-weights", "fetch", "trainer", "pusher"], pod["status"]
     print("Tuning Job steps (s):", steps)
     fetch_log = cluster.kubectl("logs", pod["metadata"]["name"], "-n", NS, "-c", "fetch")
     assert "Fetched input" in fetch_log and data_url in fetch_log, fetch_log
@@ -375,8 +365,11 @@ def test_seed_tuning_flow_then_serving_the_adapter(
     wait_for(ready, timeout=420.0, what="InferenceReady of the adapter Workspace", interval=2)
     (server,) = cluster.get("pods", "-n", NS, "-l", "kaito.sh/workspace=serve-tuned")["items"]
     assert server["spec"]["nodeName"] == cluster.node.name
-    (puller,) = server["status"]["initContainerStatuses"]
+    copier_status, puller = server["status"]["initContainerStatuses"]
+    assert (copier_status["name"], puller["name"]) == ("model-weights", f"adapter-{ADAPTER}")
+    assert copier_status["state"]["terminated"]["exitCode"] == 0
     assert puller["state"]["terminated"]["exitCode"] == 0
+    assert server["spec"]["containers"][0]["image"] == IMAGES["inference-server"]
     service_ip = cluster.get("service", "serve-tuned", "-n", NS)["spec"]["clusterIP"]
     models = _json_line(
         _pod_output(

@@ -156,7 +156,11 @@ class WorkspaceApp:
             NodeClassRef(s.node_class_group, s.node_class_kind, s.node_class_name),
         )
         images = ImageSettings(
-            s.preset_registry, s.preset_image_tag, s.tuning_runner_image, s.runner_access
+            registry=s.preset_registry,
+            tag=s.preset_image_tag,
+            runner=s.tuning_runner_image,
+            server=s.inference_server_image,
+            runner_access=s.runner_access,
         )
         inference = InferenceReconciler(
             client, caches, events, InferenceOptions(images, s.release_namespace)

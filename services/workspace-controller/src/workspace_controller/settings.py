@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kaito_common.urlguard import URLPolicy
-from workspace_controller.manifests.plan import DEFAULT_RUNNER_IMAGE
+from workspace_controller.manifests.plan import DEFAULT_RUNNER_IMAGE, DEFAULT_SERVER_IMAGE
 from workspace_controller.manifests.runner_access import RunnerAccess
 
 NodeProvisionerMode = Literal["karpenter-nodeclaims", "byo"]
@@ -69,6 +69,10 @@ class ControllerSettings(BaseSettings):
         "mcr.microsoft.com/aks/kaito", description="Registry of the preset model images"
     )
     preset_image_tag: str = Field("0.1.0", description="Tag of the preset model images")
+    inference_server_image: str = Field(
+        DEFAULT_SERVER_IMAGE,
+        description="Inference server image: pods of presets whose weights come in a model image",
+    )
     tuning_runner_image: str = Field(
         DEFAULT_RUNNER_IMAGE,
         description="Tuning runner image: the tuning Job's fetch/push steps, adapter pulls",

@@ -409,7 +409,8 @@ async def test_volume_output_has_no_push_step(kube: KubeClient, namespace: str) 
     node = await fulfil_claim(kube, claim, gpus=1, kwok=False)
     job = await wait_job(kube, name, namespace, "1")
     spec = job["spec"]["template"]["spec"]
-    assert "initContainers" not in spec, "no fetch (volume input) and no push (volume output)"
+    # No fetch (volume input) and no push (volume output): only the tiny preset's weights copy.
+    assert [c["name"] for c in spec["initContainers"]] == ["model-weights"]
     assert [c["name"] for c in spec["containers"]] == ["trainer"]
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes["data"]["hostPath"]["path"] == "/srv/dolly"

@@ -25,6 +25,8 @@ from kaito_common.api.workspace import Workspace
 from kaito_common.controller.meta import controller_reference
 from kaito_common.presets import default_catalog
 from kaito_common.testing.dataserver import DataServer
+from kaito_common.testing.gobuild import build_static
+from kaito_common.testing.model_image import COPIER_SOURCE
 from kaito_common.testing.registry import LocalRegistry, RegistryUnavailableError, free_port
 from kaito_common.testing.tiny_model import tiny_model_dir
 from workspace_controller.manifests.job import job_manifest
@@ -141,11 +143,17 @@ def test_job_commands_fetch_train_push_then_inference_pulls(
             provisioned=True,
         )
         spec = job_manifest(plan, controller_reference(obj))["spec"]["template"]["spec"]
+        # The tiny preset's weights come in a model image: its entrypoint, the copier, runs
+        # here as the same static binary, copying the tiny model into the weights volume.
+        assert plan.weights.image is not None
+        copier = build_static(COPIER_SOURCE, tmp_path / "copy-weights")
         pod = LocalPod(
             spec,
             tmp_path / "pod",
-            image_paths={plan.model_dir: tiny_model},  # the preset image holds the weights
             ports={5000: free_port()},
+            entrypoints={
+                plan.weights.image: ([str(copier)], {"KAITO_WEIGHTS_SOURCE": str(tiny_model)})
+            },
         )
         config_dir = pod.volume_dir("config")
         for key, text in config_map["data"].items():
@@ -192,8 +200,14 @@ def test_job_commands_fetch_train_push_then_inference_pulls(
         assert ok, {
             r.name: (r.returncode, r.termination_message, r.stderr[-3000:]) for r in pod.runs
         }
-    assert [r.name for r in pod.runs] == ["fetch", "trainer", "pusher"]
+    assert [r.name for r in pod.runs] == ["model-weights", "fetch", "trainer", "pusher"]
     print("Container durations:", {r.name: round(r.seconds, 1) for r in pod.runs})
+
+    # model-weights: the model image's files, in the volume the trainer read them from.
+    assert runs["model-weights"].stdout.startswith("Copied "), runs["model-weights"]
+    weights = pod.volume_dir("weights")
+    for path in tiny_model.iterdir():
+        assert (weights / path.name).read_bytes() == path.read_bytes(), path.name
 
     # fetch: the URL's file name without the query, in the data volume.
     assert (pod.volume_dir("data") / "dolly.jsonl").stat().st_size > 0
@@ -239,7 +253,8 @@ def test_job_commands_fetch_train_push_then_inference_pulls(
         provisioned=True,
     )
     ispec = pod_template(iplan)["spec"]
-    (puller,) = ispec["initContainers"]
+    copy_weights, puller = ispec["initContainers"]
+    assert copy_weights["name"] == "model-weights"
     ipod = LocalPod(ispec, tmp_path / "inference-pod")
     registry.write_docker_config(ipod.volume_dir("pull-secret-push-secret") / ".dockerconfigjson")
     run = ipod.run_container(puller)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from wc_helpers.golden import assert_golden
+from wc_helpers.plans import inference_plan_of
 from wc_helpers.workspaces import phi3
 
 from kaito_common.api.workspace import Workspace
@@ -33,20 +34,7 @@ CATALOG = default_catalog(include_test=True)
 
 
 def _plan(obj: dict, *, provisioned: bool = True, config_map: str | None = "cfg") -> object:
-    ws = Workspace.model_validate(obj)
-    assert ws.inference is not None and ws.inference.preset is not None
-    preset = CATALOG.preset(ws.inference.preset.name)
-    assert preset is not None
-    return inference_plan(
-        ws,
-        preset,
-        CATALOG.sku(ws.resource.instance_type or ""),
-        runtime="transformers",
-        revision="1",
-        images=ImageSettings(),
-        config_map=config_map,
-        provisioned=provisioned,
-    )
+    return inference_plan_of(obj, provisioned=provisioned, config_map=config_map)
 
 
 def test_nodeclaim_name_is_ws_and_nine_hex_chars() -> None:

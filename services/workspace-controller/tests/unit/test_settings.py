@@ -36,6 +36,13 @@ def test_tuning_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPa
         parse_settings(["--tuning-metrics-port=0"])
 
 
+def test_inference_server_image_from_flag_and_default() -> None:
+    default = parse_settings([]).inference_server_image
+    assert default == "mcr.microsoft.com/aks/kaito/inference-server:0.1.0"
+    chosen = parse_settings(["--inference-server-image=reg.io/server:3"])
+    assert chosen.inference_server_image == "reg.io/server:3"
+
+
 def test_runner_access_is_off_by_default_and_validated() -> None:
     defaults = parse_settings([])
     assert defaults.runner_access == RunnerAccess()

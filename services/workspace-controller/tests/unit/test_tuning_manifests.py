@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from wc_helpers.golden import assert_golden
+from wc_helpers.plans import tuning_plan_of
 from wc_helpers.workspaces import tuning, tuning_volume
 
 from kaito_common.api.workspace import Workspace
@@ -24,23 +25,7 @@ Obj = dict[str, Any]
 
 
 def plan_of(obj: Obj, *, output_dir: str = "/mnt/results", provisioned: bool = True) -> TuningPlan:
-    ws = Workspace.model_validate(obj)
-    assert ws.tuning is not None
-    preset = CATALOG.preset(ws.tuning.preset.name)
-    assert preset is not None
-    return tuning_plan(
-        ws,
-        preset,
-        CATALOG.sku(ws.resource.instance_type or ""),
-        revision="1",
-        images=ImageSettings(),
-        config_map=f"{ws.metadata.name}-tuning-params",
-        output_dir=output_dir,
-        metrics_port=5000,
-        allow_loopback=False,
-        backoff_limit=2,
-        provisioned=provisioned,
-    )
+    return tuning_plan_of(obj, output_dir=output_dir, provisioned=provisioned)
 
 
 def by_name(items: list[Obj]) -> dict[str, Obj]:

@@ -1,7 +1,8 @@
 """Run a pod spec's containers on this machine, as a kubelet would run them in order.
 
-Only for pods whose containers run `python -m tuning_runner ...`: each container's argv and env
-are taken verbatim from the spec, with every path that lies under one of its volume mounts (or
+Only for pods whose containers run `python -m tuning_runner ...`, or an image entrypoint given
+here (a model image's copier, as a local binary): each container's argv and env are taken
+verbatim from the spec, with every path that lies under one of its volume mounts (or
 under a path the image provides, such as the model weights) mapped to a folder of a temp dir,
 and container ports mapped to free local ports. Init containers run one after the other and the
 first failure stops the pod, as in Kubernetes; then the main containers run.
@@ -27,6 +28,7 @@ class ContainerRun:
     argv: list[str]
     returncode: int
     stderr: str
+    stdout: str
     termination_message: str
     seconds: float
 
@@ -37,6 +39,8 @@ class LocalPod:
     root: Path
     image_paths: dict[str, Path] = field(default_factory=dict)  # path in the image -> here
     ports: dict[int, int] = field(default_factory=dict)  # containerPort -> local port
+    # image -> (entrypoint here, its extra env), for containers that give only `args`
+    entrypoints: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
     runs: list[ContainerRun] = field(default_factory=list)
 
     @property
@@ -78,7 +82,17 @@ class LocalPod:
             return str(self.ports[int(value)])
         return value
 
+    def _entrypoint(self, container: Obj) -> tuple[list[str], dict[str, str]] | None:
+        if "command" in container:
+            return None
+        return self.entrypoints.get(container["image"])
+
     def argv(self, container: Obj) -> list[str]:
+        found = self._entrypoint(container)
+        if found is not None:
+            entrypoint, _ = found
+            args = container.get("args", [])
+            return [*entrypoint, *(self.map_value(container, a) for a in args)]
         command = [*container.get("command", []), *container.get("args", [])]
         assert command[:3] == ["python", "-m", "tuning_runner"], command
         return [sys.executable, *(self.map_value(container, a) for a in command[1:])]
@@ -86,6 +100,9 @@ class LocalPod:
     def env(self, container: Obj) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAITO_TUNING_")}
         env["HOME"] = str(self.local_path("/tmp"))
+        found = self._entrypoint(container)
+        if found is not None:
+            env.update(found[1])
         for item in container.get("env") or []:
             if "value" in item:
                 env[item["name"]] = self.map_value(container, str(item["value"]))
@@ -101,19 +118,22 @@ class LocalPod:
         proc = subprocess.Popen(
             argv,
             env=self.env(container),
-            stdout=subprocess.DEVNULL,
+            # An entrypoint's report is kept; the runner's stdout is not read while it runs.
+            stdout=subprocess.PIPE if self._entrypoint(container) else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
         if while_running is not None:
             while_running(proc)
-        _, stderr = proc.communicate(timeout=600)
+        stdout, stderr = proc.communicate(timeout=600)
+        stdout = stdout or ""
         path = self.termination_path(container)
         run = ContainerRun(
             container["name"],
             argv,
             proc.returncode,
             stderr,
+            stdout,
             path.read_text() if path.exists() else "",
             time.monotonic() - started,
         )

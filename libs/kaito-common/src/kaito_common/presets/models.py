@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TuningMethod = Literal["lora", "qlora"]
+WeightsDelivery = Literal["preset-image", "model-image"]
 RuntimeName = Literal["transformers", "vllm"]
 ParamValue = str | int | float | bool | None
 
@@ -19,7 +20,19 @@ class _Strict(BaseModel):
 class ModelSource(_Strict):
     repo: str = Field(description="Hugging Face repo id, e.g. microsoft/Phi-3-mini-4k-instruct.")
     revision: str = Field(default="main", description="Git revision of the repo to fetch.")
-    image: str | None = Field(default=None, description="OCI image holding the weights, if any.")
+    image: str | None = Field(
+        default=None,
+        description="The image holding the weights, when not the registry's default name.",
+    )
+    delivery: WeightsDelivery = Field(
+        default="preset-image",
+        description=(
+            "preset-image: the weights sit next to the runtime in the preset image "
+            "(<registry>/kaito-<name>:<tag>, Kaito's classic images). model-image: the weights "
+            "alone in a model image (<registry>/kaito-model-<name>:<tag>) that an init container "
+            "copies into the pod's weights volume; the pod runs the project's runtime image."
+        ),
+    )
     local_path: str | None = Field(
         default=None, description="Weights already on the node or in a volume (test presets)."
     )

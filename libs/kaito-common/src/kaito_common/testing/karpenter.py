@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -29,6 +28,7 @@ from typing import Any
 
 from kaito_common.presets import GPUSku
 from kaito_common.testing.controlplane import ControlPlane, ControlPlaneError, free_port
+from kaito_common.testing.gobuild import GoBuildError, go_command
 from kaito_common.testing.process import Component
 from kaito_common.testing.testbin import BUILD_SCRIPT, TestbinError
 from kaito_common.testing.waiting import wait_for
@@ -77,12 +77,10 @@ def pinned_version(testbin_dir: Path | None = None) -> str:
 
 
 def _go() -> str:
-    found = shutil.which("go")
-    if found:
-        return found
-    if Path("/usr/local/go/bin/go").is_file():
-        return "/usr/local/go/bin/go"
-    raise KarpenterError("found no go on PATH; it locates Karpenter's CRDs in the module cache")
+    try:
+        return go_command("locate Karpenter's CRDs in the module cache")
+    except GoBuildError as err:
+        raise KarpenterError(str(err)) from None
 
 
 def module_dir(version: str | None = None) -> Path:

@@ -1,27 +1,34 @@
-"""Images built here on top of the inference-server image with buildah: the tiny test preset's
-model image, and a client image holding the official ``openai`` Python client.
+"""Images built here with buildah: the tiny test preset's model image, and a client image
+holding the official ``openai`` Python client on top of the inference-server image.
 
-Kaito's preset images carry the model next to the runtime: the workspace controller runs
-``<registry>/kaito-<preset>:<tag>`` with ``--model=<local_path>`` (``/workspace/weights`` for
-the ``test-tiny-*`` presets). This builds that image for a tiny model made on the spot
-(:mod:`kaito_common.testing.tiny_model`): the inference-server image plus one layer holding the
-model's files, owned by the image's user. The image is labelled with the base image's ID and
-the model's key, so it is rebuilt only when either changes.
+The ``test-tiny-*`` presets deliver their weights in a model image (``source.delivery:
+model-image``): the workspace controller runs the inference-server (or tuning-runner) image and
+copies ``<registry>/kaito-model-<preset>:<tag>`` into the pod's weights volume with an init
+container. That image holds only the model's files under ``/weights`` and the static copier from
+``hack/images/copy-weights`` as its entrypoint (no shell, no Python), owned by the project's
+non-root user. It is labelled with the copier's and the model's digests, so it is rebuilt only
+when either changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import subprocess
 import time
 from pathlib import Path
 
+from kaito_common.testing.gobuild import build_static
+
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = "/workspace/weights"
 RUNTIME_USER = "65532:65532"
+MODEL_IMAGE_WEIGHTS = "/weights"
+COPIER_PATH = "/bin/copy-weights"
+COPIER_SOURCE = Path("hack/images/copy-weights")
 _BASE_LABEL = "kaito.dev/base-image-id"
+_COPIER_LABEL = "kaito.dev/copier"
 _MODEL_LABEL = "kaito.dev/model"
 
 
@@ -51,21 +58,37 @@ def _labels(image: str) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in labels.items()}
 
 
-def build_model_image(base: str, model_dir: Path, name: str) -> bool:
-    """Builds ``name`` = ``base`` + ``model_dir`` at ``/workspace/weights`` unless it is up to
-    date; True when it built."""
-    base_id = _buildah("inspect", "--type", "image", "--format", "{{.FromImageID}}", base)
-    model_key = model_dir.name
+def _tree_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def build_weights_image(model_dir: Path, name: str, work_dir: Path) -> bool:
+    """Builds the model image ``name``: ``model_dir`` at ``/weights`` and the copier as its
+    entrypoint, unless it is up to date; True when it built. ``work_dir`` holds the copier."""
+    copier = build_static(COPIER_SOURCE, work_dir / "copy-weights")
+    copier_key = hashlib.sha256(copier.read_bytes()).hexdigest()[:16]
+    model_key = _tree_digest(model_dir)
     current = _labels(name)
-    if current and current.get(_BASE_LABEL) == base_id and current.get(_MODEL_LABEL) == model_key:
+    if (
+        current
+        and current.get(_COPIER_LABEL) == copier_key
+        and current.get(_MODEL_LABEL) == model_key
+    ):
         return False
     started = time.monotonic()
-    container = _buildah("from", "--pull=never", base)
+    container = _buildah("from", "scratch")
     try:
-        _buildah("copy", "--chown", RUNTIME_USER, container, f"{model_dir}/", WEIGHTS_DIR)
+        _buildah("copy", "--chmod", "0755", container, str(copier), COPIER_PATH)
+        _buildah("copy", "--chown", RUNTIME_USER, container, f"{model_dir}/", MODEL_IMAGE_WEIGHTS)
         _buildah(
             "config",
-            "--label", f"{_BASE_LABEL}={base_id}",
+            "--entrypoint", json.dumps([COPIER_PATH]),
+            "--user", RUNTIME_USER,
+            "--label", f"{_COPIER_LABEL}={copier_key}",
             "--label", f"{_MODEL_LABEL}={model_key}",
             container,
         )  # fmt: skip
@@ -74,7 +97,7 @@ def build_model_image(base: str, model_dir: Path, name: str) -> bool:
         subprocess.run(["buildah", "rm", container], capture_output=True, check=False)
     log.info(
         "Built model image",
-        extra={"image": name, "base": base, "model": model_key,
+        extra={"image": name, "model": model_dir.name, "model_digest": model_key,
                "duration_s": round(time.monotonic() - started, 1)},
     )  # fmt: skip
     return True

@@ -7,54 +7,18 @@ archive for ``ctr images import``.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
+from kaito_common.testing.gobuild import build_static
 from kaito_common.testing.oci_archive import ImageFile, ImageSpec, write_image_archive
 
 PAUSE_IMAGE = "kaito.local/pause:1"
 SOURCE = Path("hack/realnode/pause")
 
 
-class PauseImageError(RuntimeError):
-    """The pause program could not be found or built."""
-
-
-def find_source() -> Path:
-    for start in (Path.cwd(), Path(__file__).resolve().parent):
-        for folder in [start, *start.parents]:
-            if (folder / SOURCE / "main.go").is_file():
-                return folder / SOURCE
-    raise PauseImageError(f"cannot find {SOURCE}/main.go from the working directory")
-
-
-def _go() -> str:
-    found = shutil.which("go")
-    if found:
-        return found
-    if Path("/usr/local/go/bin/go").is_file():
-        return "/usr/local/go/bin/go"
-    raise PauseImageError("found no go on PATH to build the pause program (run make testbin)")
-
-
 def build_pause_binary(out: Path) -> Path:
     """Builds the static pause binary into ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", "GOTOOLCHAIN": "local"}
-    result = subprocess.run(
-        [_go(), "build", "-trimpath", "-ldflags", "-s -w", "-o", str(out), "."],
-        cwd=find_source(),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise PauseImageError(f"go build of the pause program failed: {result.stderr}")
-    return out
+    return build_static(SOURCE, out)
 
 
 def write_pause_archive(work_dir: Path) -> Path:

@@ -1,5 +1,8 @@
 """The tuning Job `<ws>`: fetch (init) -> trainer -> pusher, or fetch -> trainer for a volume.
 
+A preset whose weights come in a model image first gets the `model-weights` init container that
+copies them into the trainer's weights volume (`weights_copy.py`).
+
 For an output image the trainer is the last init container and the pusher the main container:
 init containers run one after the other, each only after the previous one succeeded, so the push
 starts exactly when training has finished, with no sidecar polling for a marker file, no shared
@@ -34,6 +37,11 @@ from workspace_controller.manifests.tuning_plan import (
     train_command,
     trainer_env,
 )
+from workspace_controller.manifests.weights_copy import (
+    weights_init_containers,
+    weights_mounts,
+    weights_volumes,
+)
 
 Obj = dict[str, Any]
 
@@ -61,6 +69,7 @@ def _volumes(plan: TuningPlan) -> list[Obj]:
         results,
         {"name": "dshm", "emptyDir": {"medium": "Memory"}},
         tmp_volume(),
+        *weights_volumes(plan.weights),
     ]
     if plan.input_image:
         volumes += [secret_volume(s) for s in plan.input_pull_secrets]
@@ -99,6 +108,7 @@ def _trainer(plan: TuningPlan) -> Obj:
             {"name": "results", "mountPath": plan.output_dir},
             {"name": "dshm", "mountPath": "/dev/shm"},
             tmp_mount(),
+            *weights_mounts(plan.weights),
         ],
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -116,7 +126,9 @@ def _pusher(plan: TuningPlan) -> Obj:
 
 
 def job_pod_spec(plan: TuningPlan) -> Obj:
-    inits: list[Obj] = [_fetch(plan)] if plan.fetches else []
+    inits = weights_init_containers(plan.weights)
+    if plan.fetches:
+        inits.append(_fetch(plan))
     if plan.pushes:
         inits.append(_trainer(plan))
         containers = [_pusher(plan)]

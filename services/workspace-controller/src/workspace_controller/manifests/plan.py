@@ -14,16 +14,17 @@ from kaito_common.api import labels as L
 from kaito_common.api.workspace import AdapterSpec, Workspace
 from kaito_common.presets import GPUSku, Preset
 from kaito_common.presets.models import ParamValue
+from workspace_controller.manifests.model_weights import WEIGHTS_DIR, ModelWeights, resolve_weights
 from workspace_controller.manifests.runner_access import RunnerAccess
 from workspace_controller.manifests.service import SERVER_PORT
 
-WEIGHTS_DIR = "/workspace/weights"
 ADAPTERS_DIR = "/mnt/adapter"
 CONFIG_DIR = "/mnt/config"
 PROBE_PERIOD_S = 10
 
 
 DEFAULT_RUNNER_IMAGE = "mcr.microsoft.com/aks/kaito/tuning-runner:0.1.0"
+DEFAULT_SERVER_IMAGE = "mcr.microsoft.com/aks/kaito/inference-server:0.1.0"
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,22 @@ class ImageSettings:
     tag: str = "0.1.0"
     # The tuning runner: the tuning Job's fetch/push steps and the adapter puller.
     runner: str = DEFAULT_RUNNER_IMAGE
+    # The inference server: the pods of presets whose weights come in a model image.
+    server: str = DEFAULT_SERVER_IMAGE
     # What the runner may reach (data allow-list, plain-HTTP registries, CA bundle).
     runner_access: RunnerAccess = field(default_factory=RunnerAccess)
+
+    def resolve(
+        self, preset: Preset, runtime_image: str, private_image: str | None
+    ) -> tuple[str, ModelWeights]:
+        """(main container image, weights) of a pod of `preset` (model_weights.py)."""
+        return resolve_weights(
+            preset,
+            runtime_image=runtime_image,
+            private_image=private_image,
+            registry=self.registry,
+            tag=self.tag,
+        )
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,7 @@ class InferencePlan:
     model_access_secret: str | None
     affinity: NodeAffinity
     runner_access: RunnerAccess = field(default_factory=RunnerAccess)
+    weights: ModelWeights = field(default_factory=ModelWeights)
 
 
 def render_params(params: dict[str, ParamValue]) -> list[str]:
@@ -83,14 +99,12 @@ def render_params(params: dict[str, ParamValue]) -> list[str]:
     return flags
 
 
-def preset_image(ws: Workspace, preset: Preset, images: ImageSettings) -> str:
+def private_image(ws: Workspace) -> str | None:
     spec = ws.inference.preset if ws.inference else None
     options = spec.preset_options if spec else None
     if spec is not None and spec.access_mode == "private" and options and options.image:
         return options.image
-    if preset.source.image:
-        return preset.source.image
-    return f"{images.registry}/kaito-{preset.name}:{images.tag}"
+    return None
 
 
 def inference_command(preset: Preset, runtime: str, has_adapters: bool) -> list[str]:
@@ -152,11 +166,12 @@ def inference_plan(
     # Adapter images are pulled by the tuning runner (their secrets are mounted for it), not by
     # the kubelet: only the model image's secrets are image pull secrets of the pod.
     pull_secrets = tuple((options.image_pull_secrets if options else None) or ())
+    image, weights = images.resolve(preset, images.server, private_image(ws))
     return InferencePlan(
         name=ws.metadata.name or "",
         namespace=ws.metadata.namespace or "",
         revision=revision,
-        image=preset_image(ws, preset, images),
+        image=image,
         runner_image=images.runner,
         image_pull_secrets=pull_secrets,
         command=tuple(inference_command(preset, runtime, bool(adapters))),
@@ -169,4 +184,5 @@ def inference_plan(
         model_access_secret=options.model_access_secret if options else None,
         affinity=node_affinity(ws, provisioned),
         runner_access=images.runner_access,
+        weights=weights,
     )

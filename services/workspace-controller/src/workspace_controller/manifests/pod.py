@@ -1,4 +1,8 @@
-"""The pod of an inference workload: one inference-server container on the GPU node(s)."""
+"""The pod of an inference workload: one inference-server container on the GPU node(s).
+
+Init containers fill its volumes first: the model's weights when they come in a model image
+(`weights_copy.py`), then one puller per adapter image.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,11 @@ from workspace_controller.manifests.runner import (
 )
 from workspace_controller.manifests.service import SERVER_PORT, TORCH_PORT
 from workspace_controller.manifests.tuning_plan import pull_command
+from workspace_controller.manifests.weights_copy import (
+    weights_init_containers,
+    weights_mounts,
+    weights_volumes,
+)
 
 Obj = dict[str, Any]
 
@@ -122,8 +131,9 @@ def pod_template(plan: InferencePlan) -> Obj:
     if plan.config_map:
         volumes.append({"name": "config", "configMap": {"name": plan.config_map}})
         mounts.append({"name": "config", "mountPath": CONFIG_DIR, "readOnly": True})
-    volumes += adapter_volumes
-    mounts += adapter_mounts
+    volumes += weights_volumes(plan.weights) + adapter_volumes
+    mounts += weights_mounts(plan.weights) + adapter_mounts
+    inits = weights_init_containers(plan.weights) + inits
     env = list(adapter_env)
     if plan.model_access_secret:
         env.append(

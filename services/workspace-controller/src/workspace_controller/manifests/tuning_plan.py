@@ -14,9 +14,9 @@ from typing import Any
 
 from kaito_common.api.workspace import Workspace
 from kaito_common.presets import GPUSku, Preset
+from workspace_controller.manifests.model_weights import ModelWeights
 from workspace_controller.manifests.plan import (
     CONFIG_DIR,
-    WEIGHTS_DIR,
     ImageSettings,
     NodeAffinity,
     dns_label,
@@ -70,6 +70,7 @@ class TuningPlan:
     backoff_limit: int
     affinity: NodeAffinity
     runner_access: RunnerAccess = field(default_factory=RunnerAccess)
+    weights: ModelWeights = field(default_factory=ModelWeights)
 
     @property
     def fetches(self) -> bool:
@@ -177,15 +178,12 @@ def trainer_env(plan: TuningPlan) -> list[Obj]:
     return env
 
 
-def trainer_image(preset: Preset, images: ImageSettings, ws: Workspace) -> str:
-    """The preset's model image (weights plus the runtimes), or the user's private image."""
+def private_image(ws: Workspace) -> str | None:
     assert ws.tuning is not None
     options = ws.tuning.preset.preset_options
     if ws.tuning.preset.access_mode == "private" and options and options.image:
         return options.image
-    if preset.source.image:
-        return preset.source.image
-    return f"{images.registry}/kaito-{preset.name}:{images.tag}"
+    return None
 
 
 def tuning_plan(
@@ -206,12 +204,15 @@ def tuning_plan(
     assert tuning is not None
     options = tuning.preset.preset_options
     source, destination = tuning.input, tuning.output
+    # The trainer runs the preset image (weights and runtimes together), or the tuning runner
+    # image with the weights copied from a model image.
+    image, weights = images.resolve(preset, images.runner, private_image(ws))
     return TuningPlan(
         name=ws.metadata.name or "",
         namespace=ws.metadata.namespace or "",
         revision=revision,
         preset_name=preset.name,
-        trainer_image=trainer_image(preset, images, ws),
+        trainer_image=image,
         runner_image=images.runner,
         image_pull_secrets=tuple((options.image_pull_secrets if options else None) or ()),
         gpus=gpu_request(sku, preset),
@@ -224,7 +225,7 @@ def tuning_plan(
         output_image=destination.image,
         push_secret=destination.image_push_secret,
         output_volume=dict(destination.volume_source) if destination.volume_source else None,
-        model_dir=preset.source.local_path or WEIGHTS_DIR,
+        model_dir=weights.path,
         target_modules=tuple(preset.tuning.target_modules),
         metrics_port=metrics_port,
         allow_loopback=allow_loopback,
@@ -232,4 +233,5 @@ def tuning_plan(
         backoff_limit=backoff_limit,
         affinity=node_affinity(ws, provisioned),
         runner_access=images.runner_access,
+        weights=weights,
     )
