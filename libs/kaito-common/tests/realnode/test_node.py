@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kaito_common.testing.certs import CertPair
+from kaito_common.pki import CertPair
 from kaito_common.testing.realnode import GPU_RESOURCE, RealNode, RealNodeConfig, RealNodeError
 from kaito_common.testing.toolbox_image import TOOLBOX_IMAGE
 from kaito_common.testing.waiting import wait_for

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from kaito_common.testing.certs import CertPair
+from kaito_common.pki import CertPair
 
 
 def _b64(path: Path) -> str:

@@ -32,8 +32,8 @@ from typing import TextIO
 
 import yaml
 
+from kaito_common.pki import CertPair
 from kaito_common.testing import cni, containerd, node_pki
-from kaito_common.testing.certs import CertPair
 from kaito_common.testing.kubeconfig import write_kubeconfig
 from kaito_common.testing.pause_image import PAUSE_IMAGE, write_pause_archive
 from kaito_common.testing.process import Component

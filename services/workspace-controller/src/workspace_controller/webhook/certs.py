@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from kaito_common.pki import CertificateAuthority, pem, subject, write_pair
 
 VALIDITY = dt.timedelta(days=365)
 
@@ -22,73 +20,20 @@ class ServingCert:
     ca_pem: bytes  # what the API server must trust: the webhook configuration's caBundle
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
 def generate(directory: Path, dns_names: list[str], ips: list[str]) -> ServingCert:
     """Write `tls.crt`, `tls.key` and `ca.crt` into `directory` (private key mode 0600)."""
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("workspace-controller-webhook-ca"))
-        .issuer_name(_name("workspace-controller-webhook-ca"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
+    ca = CertificateAuthority.create("workspace-controller-webhook-ca", VALIDITY)
+    cert, key = ca.issue(
+        subject(dns_names[0] if dns_names else "workspace-controller"),
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        dns_names=dns_names,
+        ips=ips,
+        valid_for=VALIDITY,
     )
-    key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(dns_names[0] if dns_names else "workspace-controller"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_file, key_file, ca_file = (
-        directory / "tls.crt",
-        directory / "tls.key",
-        directory / "ca.crt",
-    )
-    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.touch(mode=0o600)
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    ca_file.write_bytes(ca_pem)
-    return ServingCert(cert_file, key_file, ca_pem)
+    pair = write_pair(directory / "tls.crt", directory / "tls.key", cert, key)
+    ca_pem = pem(ca.cert)
+    (directory / "ca.crt").write_bytes(ca_pem)
+    return ServingCert(pair.cert, pair.key, ca_pem)
 
 
 def load(directory: Path) -> ServingCert:
