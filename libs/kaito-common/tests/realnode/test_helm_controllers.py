@@ -15,7 +15,6 @@ ClusterIP.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,21 +23,19 @@ from typing import Any
 
 import pytest
 import yaml
+from rn_support import IMAGE_REPO, IMAGE_TAG, REPO_ROOT, ensure_built, service_image
 
-from kaito_common.testing.image_import import ImageImportError, buildah_image_id, import_images
+from kaito_common.testing.image_import import buildah_image_id, import_images
 from kaito_common.testing.model_image import build_openai_client_image, build_weights_image
 from kaito_common.testing.snapshot_import import import_linked
 from kaito_common.testing.tiny_model import cached_tiny_model
 from kaito_common.testing.toolbox_image import TOOLBOX_IMAGE
 from kaito_common.testing.waiting import wait_for
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
 CHART = REPO_ROOT / "charts" / "kaito"
 RELEASE = "kaito"
 RELEASE_NS = "kaito-workspace"
-IMAGE_TAG = "dev"
-IMAGE_REPO = "localhost/kaito"
-INFERENCE_IMAGE = f"{IMAGE_REPO}/inference-server:{IMAGE_TAG}"
+INFERENCE_IMAGE = service_image("inference-server")
 TINY_PRESET = "test-tiny-llama"
 MODEL_IMAGE = f"{IMAGE_REPO}/kaito-model-{TINY_PRESET}:{IMAGE_TAG}"
 SEED_PROMPT = "What is Kubernetes?"
@@ -59,34 +56,15 @@ print(json.dumps({"object": reply.object, "role": reply.choices[0].message.role,
                   "tokens": reply.usage.completion_tokens, "version": openai.__version__}))
 """
 CONTROLLER_IMAGES = {
-    "workspace-controller": f"localhost/kaito/workspace-controller:{IMAGE_TAG}",
-    "gpu-provisioner": f"localhost/kaito/gpu-provisioner:{IMAGE_TAG}",
+    "workspace-controller": service_image("workspace-controller"),
+    "gpu-provisioner": service_image("gpu-provisioner"),
 }
 SKU = "Standard_NC6s_v3"
 
 
-def _ensure_built(images: dict[str, str]) -> None:
-    """Builds the controller images with buildah when its store lacks them (never skipped)."""
-    missing = []
-    for service, image in images.items():
-        try:
-            buildah_image_id(image)
-        except ImageImportError:
-            missing.append(service)
-    if missing:
-        subprocess.run(
-            ["bash", str(REPO_ROOT / "hack" / "images" / "install-tools.sh")], check=True
-        )
-        subprocess.run(
-            ["bash", str(REPO_ROOT / "hack" / "images" / "build.sh"), *missing],
-            check=True,
-            env={**os.environ, "IMAGE_REPO": IMAGE_REPO, "IMAGE_TAG": IMAGE_TAG},
-        )
-
-
 @pytest.fixture(scope="module")
 def release(node_cluster: Any) -> Iterator[Any]:
-    _ensure_built(CONTROLLER_IMAGES)
+    ensure_built(list(CONTROLLER_IMAGES))
     import_images(node_cluster.node.containerd, list(CONTROLLER_IMAGES.values()))
     helm = str(node_cluster.plane.bin_dir / "helm")
     argv = [
@@ -203,7 +181,7 @@ def test_controllers_were_never_forbidden(release: Any) -> None:
 def model_image(release: Any) -> str:
     """The tiny preset's model image (the model's files and the copier) and the inference-server
     image, linked into containerd (see kaito_common.testing.snapshot_import)."""
-    _ensure_built({"inference-server": INFERENCE_IMAGE})
+    ensure_built(["inference-server"])
     model = cached_tiny_model(Path.home() / ".cache" / "kaito-realnode" / "models")
     build_weights_image(model, MODEL_IMAGE, release.plane.work_dir / "copier")
     build_openai_client_image(INFERENCE_IMAGE, SITE_PACKAGES, CLIENT_IMAGE)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -31,8 +30,9 @@ from typing import Any
 
 import pytest
 import yaml
+from rn_support import IMAGE_REPO, IMAGE_TAG, REPO_ROOT, ensure_built, service_image
 
-from kaito_common.testing.image_import import ImageImportError, buildah_image_id, import_images
+from kaito_common.testing.image_import import import_images
 from kaito_common.testing.model_image import build_weights_image
 from kaito_common.testing.registry import LocalRegistry, RegistryUnavailableError
 from kaito_common.testing.snapshot_import import import_linked
@@ -40,18 +40,13 @@ from kaito_common.testing.tiny_model import cached_tiny_model
 from kaito_common.testing.toolbox_image import TOOLBOX_IMAGE
 from kaito_common.testing.waiting import wait_for
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
 CHART = REPO_ROOT / "charts" / "kaito"
 RELEASE = "kaito"
 RELEASE_NS = "kaito-workspace"
-IMAGE_TAG = "dev"
-IMAGE_REPO = "localhost/kaito"
 TINY_PRESET = "test-tiny-llama"
 IMAGES = {
-    "workspace-controller": f"{IMAGE_REPO}/workspace-controller:{IMAGE_TAG}",
-    "gpu-provisioner": f"{IMAGE_REPO}/gpu-provisioner:{IMAGE_TAG}",
-    "inference-server": f"{IMAGE_REPO}/inference-server:{IMAGE_TAG}",
-    "tuning-runner": f"{IMAGE_REPO}/tuning-runner:{IMAGE_TAG}",
+    service: service_image(service)
+    for service in ("workspace-controller", "gpu-provisioner", "inference-server", "tuning-runner")
 }
 MODEL_IMAGE = f"{IMAGE_REPO}/kaito-model-{TINY_PRESET}:{IMAGE_TAG}"  # the weights alone
 SERVICE_CIDR = "10.96.0.0/16"  # the control plane's Service range: the data's ClusterIP
@@ -74,25 +69,6 @@ class NodeNetworkRegistry(LocalRegistry):
         return f"{self.address}:{self.port}"
 
 
-def _ensure_built(services: list[str]) -> None:
-    """Builds the images buildah lacks (never skipped)."""
-    missing = []
-    for service in services:
-        try:
-            buildah_image_id(IMAGES[service])
-        except ImageImportError:
-            missing.append(service)
-    if missing:
-        subprocess.run(
-            ["bash", str(REPO_ROOT / "hack" / "images" / "install-tools.sh")], check=True
-        )
-        subprocess.run(
-            ["bash", str(REPO_ROOT / "hack" / "images" / "build.sh"), *missing],
-            check=True,
-            env={**os.environ, "IMAGE_REPO": IMAGE_REPO, "IMAGE_TAG": IMAGE_TAG},
-        )
-
-
 @pytest.fixture(scope="module")
 def registry(
     node_cluster: Any, tmp_path_factory: pytest.TempPathFactory
@@ -113,7 +89,7 @@ def registry(
 @pytest.fixture(scope="module")
 def release(node_cluster: Any, registry: NodeNetworkRegistry) -> Iterator[Any]:
     """The chart with the operator's settings for in-cluster data and the host's registry."""
-    _ensure_built(list(IMAGES))
+    ensure_built(list(IMAGES))
     import_images(
         node_cluster.node.containerd,
         [IMAGES["workspace-controller"], IMAGES["gpu-provisioner"]],

@@ -14,6 +14,7 @@ the weights: the preset image, or the model image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kaito_common.presets import Preset
 
@@ -45,3 +46,12 @@ def resolve_weights(
     if preset.source.delivery == "model-image":
         return runtime_image, ModelWeights(path, holder)
     return holder, ModelWeights(path, None)
+
+
+def hf_token_env(secret: str) -> dict[str, Any]:
+    """`HF_TOKEN` from the `modelAccessSecret` (models fetched from the hub at start); optional so
+    that a Secret without the key does not keep the pod from starting."""
+    return {
+        "name": "HF_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": secret, "key": "HF_TOKEN", "optional": True}},
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kaito_common.api import labels as L
+from workspace_controller.manifests.model_weights import hf_token_env
 from workspace_controller.manifests.plan import (
     ADAPTERS_DIR,
     CONFIG_DIR,
@@ -136,18 +137,7 @@ def pod_template(plan: InferencePlan) -> Obj:
     inits = weights_init_containers(plan.weights) + inits
     env = list(adapter_env)
     if plan.model_access_secret:
-        env.append(
-            {
-                "name": "HF_TOKEN",
-                "valueFrom": {
-                    "secretKeyRef": {
-                        "name": plan.model_access_secret,
-                        "key": "HF_TOKEN",
-                        "optional": True,
-                    }
-                },
-            }
-        )
+        env.append(hf_token_env(plan.model_access_secret))
     resources: Obj = {}
     if plan.gpus > 0:
         gpus = {L.RESOURCE_NVIDIA_GPU: str(plan.gpus)}

@@ -14,7 +14,7 @@ from typing import Any
 
 from kaito_common.api.workspace import Workspace
 from kaito_common.presets import GPUSku, Preset
-from workspace_controller.manifests.model_weights import ModelWeights
+from workspace_controller.manifests.model_weights import ModelWeights, hf_token_env
 from workspace_controller.manifests.plan import (
     CONFIG_DIR,
     ImageSettings,
@@ -163,18 +163,7 @@ def trainer_env(plan: TuningPlan) -> list[Obj]:
             }
         )
     if plan.model_access_secret:
-        env.append(
-            {
-                "name": "HF_TOKEN",
-                "valueFrom": {
-                    "secretKeyRef": {
-                        "name": plan.model_access_secret,
-                        "key": "HF_TOKEN",
-                        "optional": True,
-                    }
-                },
-            }
-        )
+        env.append(hf_token_env(plan.model_access_secret))
     return env
 
 
