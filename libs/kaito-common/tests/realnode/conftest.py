@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from typing import Any
 import pytest
 
 from kaito_common.testing.controlplane import ControlPlane
+
+# `rn_support` (helpers of these tests) importable: tests run with --import-mode=importlib.
+sys.path.insert(0, str(Path(__file__).parent))
 from kaito_common.testing.testbin import ensure_testbin
 from kaito_common.testing.toolbox_image import write_toolbox_archive
 
