@@ -40,6 +40,7 @@ async def test_greedy_matches_generate_whatever_else_is_in_the_batch(
     engine: TransformersEngine, tiny_model: Path
 ) -> None:
     assert engine.uses_fast_path  # the tiny Llama runs the lean forward; adapters use the generic
+    assert engine.cpu_threads >= 1
     rng = random.Random(7)
     prompts = [[1, *(rng.randrange(4, 500) for _ in range(rng.randint(1, 60)))] for _ in range(14)]
     lengths = [rng.randint(3, 40) for _ in prompts]

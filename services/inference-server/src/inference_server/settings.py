@@ -43,6 +43,12 @@ class ServerSettings(BaseSettings):
         description="Decode Llama-style fp32 CPU models with fused, pre-packed weights while no "
         "adapter is loaded (the generic transformers forward otherwise)",
     )
+    cpu_threads: int = Field(
+        0,
+        ge=0,
+        description="torch CPU threads; 0: as many as torch would use, fewer while other "
+        "processes keep cores busy (re-checked every second)",
+    )
     default_max_tokens: int = Field(256, ge=1, description="max_tokens when a request sets none")
     chat_template: Path | None = Field(None, description="Jinja chat template file")
     adapters_dir: Path = Field(Path("/mnt/adapter"), description="LoRA adapters directory")

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from inference_server.engine import adapters as adapter_ops
+from inference_server.engine.cpu_threads import CpuSource, ThreadGovernor
 from inference_server.engine.detokenizer import IncrementalDetokenizer
 from inference_server.engine.errors import (
     AdapterConflictError,
@@ -78,8 +79,15 @@ class _Inbox:
 
 
 class TransformersEngine:
-    def __init__(self, settings: ServerSettings, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        environ: Mapping[str, str] | None = None,
+        cpu_source: CpuSource | None = None,
+    ) -> None:
         self._settings = settings
+        self._cpu_source = cpu_source
+        self._governor: ThreadGovernor | None = None
         self._environ = dict(environ or {})
         self._inbox = _Inbox()
         self._thread: threading.Thread | None = None
@@ -110,6 +118,11 @@ class TransformersEngine:
         if self._codec is None:
             raise EngineNotReadyError(self._not_ready_reason)
         return self._codec
+
+    @property
+    def cpu_threads(self) -> int:
+        """torch's CPU threads as last set by the engine."""
+        return self._governor.threads if self._governor is not None else torch.get_num_threads()
 
     @property
     def uses_fast_path(self) -> bool:
@@ -290,6 +303,13 @@ class TransformersEngine:
                 model = adapter_ops.attach_adapter(model, info).eval()
                 self._adapters[info.name] = info
         self._device = torch.device(device)
+        if self._device.type == "cpu":
+            if s.cpu_threads:
+                torch.set_num_threads(s.cpu_threads)
+            else:
+                self._governor = ThreadGovernor(
+                    torch.get_num_threads(), torch.set_num_threads, self._cpu_source
+                )
         self._model = model
         log.info(
             "Loaded model path=%s device=%s dtype=%s layers=%d max_model_len=%d adapters=%s "
@@ -309,6 +329,8 @@ class TransformersEngine:
             self._inbox.wake.wait()
             self._inbox.wake.clear()
             return
+        if self._governor is not None:
+            self._governor.tick()
         events: list[tuple[_Sequence, GenerationOutput]] = []
         admitted = self._admit()
         if admitted:
