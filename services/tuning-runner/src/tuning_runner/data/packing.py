@@ -72,11 +72,22 @@ def pack_examples(
 
 
 class PaddingFreeCollator:
-    """Flattens a list of rows into one `[1, total_tokens]` batch with packed position ids."""
+    """Flattens a list of rows into one `[1, total_tokens]` batch with packed position ids.
 
-    def __init__(self, pad_to_multiple_of: int | None = None, pad_token_id: int = 0) -> None:
+    `pad_to_length` makes every batch exactly that long (when its rows fit): on CPU each new
+    input shape costs a compiled kernel that stays cached, so a training run whose every step has
+    a different length keeps growing in memory, while a fixed shape does not.
+    """
+
+    def __init__(
+        self,
+        pad_to_multiple_of: int | None = None,
+        pad_token_id: int = 0,
+        pad_to_length: int | None = None,
+    ) -> None:
         self.pad_to_multiple_of = pad_to_multiple_of
         self.pad_token_id = pad_token_id
+        self.pad_to_length = pad_to_length
 
     def __call__(self, rows: list[PackedRow]) -> dict[str, Any]:
         ids: list[int] = []
@@ -86,8 +97,12 @@ class PaddingFreeCollator:
             ids.extend(row.input_ids)
             labels.extend(row.labels)
             positions.extend(row.position_ids)
-        if self.pad_to_multiple_of:
+        extra = 0
+        if self.pad_to_length and len(ids) < self.pad_to_length:
+            extra = self.pad_to_length - len(ids)
+        elif self.pad_to_multiple_of:
             extra = -len(ids) % self.pad_to_multiple_of
+        if extra:
             # Padding is a separate tail "sequence" (positions restart at 0) with no labels.
             ids.extend([self.pad_token_id] * extra)
             labels.extend([IGNORE_INDEX] * extra)

@@ -10,6 +10,7 @@ import torch
 from tuning_runner.config.training_config import TrainingConfig
 from tuning_runner.errors import ConfigError, ModelLoadError
 from tuning_runner.logs import log
+from tuning_runner.train import packed_attention as packed_sdpa
 from tuning_runner.train.precision import PrecisionPlan
 
 
@@ -56,7 +57,16 @@ def quantization_config(cfg: TrainingConfig, plan: PrecisionPlan) -> Any:
         raise ConfigError(f"training_config.QuantizationConfig is invalid: {err}") from err
 
 
-def load_model(cfg: TrainingConfig, model_path: str, plan: PrecisionPlan, device: str) -> Any:
+def load_model(
+    cfg: TrainingConfig,
+    model_path: str,
+    plan: PrecisionPlan,
+    device: str,
+    *,
+    packed_attention: bool = False,
+) -> Any:
+    """`packed_attention`: unless `ModelConfig.attn_implementation` names one, attend within each
+    packed example only (see `packed_attention.py`)."""
     from transformers import AutoModelForCausalLM
 
     quant = quantization_config(cfg, plan)
@@ -68,6 +78,8 @@ def load_model(cfg: TrainingConfig, model_path: str, plan: PrecisionPlan, device
     }
     if cfg.model.attn_implementation:
         kwargs["attn_implementation"] = cfg.model.attn_implementation
+    elif packed_attention:
+        kwargs["attn_implementation"] = packed_sdpa.register()
     if cfg.model.cache_dir:
         kwargs["cache_dir"] = cfg.model.cache_dir
     if quant is not None:

@@ -80,7 +80,8 @@ def run_training(
     training.update(output_dir=str(output_dir), bf16=plan.bf16, remove_unused_columns=False)
     if device == "cpu":
         training["use_cpu"] = True
-    training.setdefault("include_num_input_tokens_seen", "all")
+    # Counts tokens that are not the pad id: the padding that keeps batch shapes fixed is left out.
+    training.setdefault("include_num_input_tokens_seen", "non_padding")
     training.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
     training.setdefault("dataloader_pin_memory", False)
     max_length = int(training.get("max_length") or DEFAULT_MAX_LENGTH)
@@ -128,7 +129,7 @@ def run_training(
         log("Turned off DataCollator.mlm: causal language model training has no masked tokens")
 
     args = _sft_config(training)
-    model = load_model(cfg, model_path, plan, device)
+    model = load_model(cfg, model_path, plan, device, packed_attention=True)
     model = apply_lora(cfg, model, settings.default_target_modules, args.gradient_checkpointing)
     log(
         "Planned training",
@@ -143,11 +144,14 @@ def run_training(
     from transformers.trainer_utils import get_last_checkpoint
 
     pad_id = int(tokenizer.pad_token_id or 0)
+    # Packed batches all get the same length, so every step has the same shapes.
+    fixed = row_tokens * args.per_device_train_batch_size if packing else None
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=RowDataset(packed),
-        data_collator=PaddingFreeCollator(cfg.collator.pad_to_multiple_of, pad_id),
+        data_collator=PaddingFreeCollator(cfg.collator.pad_to_multiple_of, pad_id, fixed),
+        processing_class=tokenizer,  # its pad id tells the token count what is padding
         callbacks=[ProgressCallback(reporter)],
     )
     resume = None
