@@ -28,6 +28,12 @@ def test_threads_follow_the_cores_other_processes_use() -> None:
     clock.now = 3.0
     assert governor.tick() == 4
     assert applied == [4, 2, 1, 4]
+    source.others_cores = 2.4  # 1.6 cores free: four threads go down to two ...
+    clock.now = 4.0
+    assert governor.tick() == 2
+    source.others_cores = 2.1  # ... and 1.9 free is not enough to add the third back
+    clock.now = 5.0
+    assert governor.tick() == 2
 
 
 def test_the_proc_source_reads_this_machine() -> None:

@@ -106,7 +106,15 @@ class ThreadGovernor:
             return self.threads
         others = (now.machine_busy_s - last.machine_busy_s) - (now.process_s - last.process_s)
         others_cores = max(0.0, others / elapsed)
-        wanted = max(1, min(self._cpus, self._cpus - int(others_cores + 0.5)))
+        # Hysteresis: drop a thread once less than half a core is left for it, add one back
+        # only when about two thirds of a core is free, so a neighbour near the line does not
+        # make the count flap every second.
+        free = self._cpus - others_cores
+        wanted = self.threads
+        while wanted < self._cpus and free >= wanted + 0.65:
+            wanted += 1
+        while wanted > 1 and free < wanted - 0.5:
+            wanted -= 1
         if wanted != self.threads:
             log.info(
                 "Changed torch CPU threads from=%d to=%d other_processes_cores=%.2f",

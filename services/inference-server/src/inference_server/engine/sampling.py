@@ -1,8 +1,9 @@
 """Per-request token selection over one batched logits tensor.
 
-Rows that decode greedily with no penalties share one `argmax`; the others are processed row by
-row in transformers' order (repetition penalty, temperature, top-k, top-p) and drawn with the
-request's own generator, so a seeded request is reproducible whatever else is in the batch.
+Rows that decode greedily with no penalties share one `argmax` (those that may not emit EOS yet
+share one more over a copy with the EOS columns masked); the others are processed row by row in
+transformers' order (repetition penalty, temperature, top-k, top-p) and drawn with the request's
+own generator, so a seeded request is reproducible whatever else is in the batch.
 """
 
 from __future__ import annotations
@@ -58,22 +59,28 @@ def sample_next_tokens(
 ) -> list[int]:
     """Choose one token per row of `logits` ([batch, vocab], float)."""
     logits = logits.float()
-    special = [
-        i
-        for i, r in enumerate(rows)
-        if not r.params.greedy
-        or r.params.repetition_penalty != 1.0
-        or (r.generated < r.params.min_tokens or r.params.ignore_eos)
-    ]
     chosen: list[int] = logits.argmax(dim=-1).tolist()
-    if not special:
-        return chosen
+    blocks_eos = [
+        i for i, r in enumerate(rows) if r.generated < r.params.min_tokens or r.params.ignore_eos
+    ]
+    special = [
+        i for i, r in enumerate(rows) if not r.params.greedy or r.params.repetition_penalty != 1.0
+    ]
     eos = torch.tensor(list(eos_token_ids), dtype=torch.long) if eos_token_ids else None
+    # Greedy rows whose only twist is a blocked EOS: one masked argmax for all of them.
+    plain = [i for i in blocks_eos if i not in set(special)]
+    if plain and eos is not None:
+        index = torch.tensor(plain, dtype=torch.long, device=logits.device)
+        masked = logits.index_select(0, index)
+        masked.index_fill_(1, eos.to(logits.device), float("-inf"))
+        for i, token in zip(plain, masked.argmax(dim=-1).tolist(), strict=True):
+            chosen[i] = token
+    blocked = set(blocks_eos)
     for i in special:
         state = rows[i]
         params = state.params
         row = logits[i].clone()
-        if eos is not None and (state.generated < params.min_tokens or params.ignore_eos):
+        if eos is not None and i in blocked:
             row.index_fill_(0, eos.to(row.device), float("-inf"))
         if params.repetition_penalty != 1.0 and state.token_ids:
             _apply_repetition_penalty(row, state.token_ids, params.repetition_penalty)
