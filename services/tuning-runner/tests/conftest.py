@@ -85,6 +85,7 @@ def training_yaml(
     output_dir: Path,
     *,
     quantized: bool = False,
+    eight_bit: bool = False,
     extra_training: dict[str, Any] | None = None,
     dataset: dict[str, Any] | None = None,
 ) -> str:
@@ -119,4 +120,6 @@ def training_yaml(
             "bnb_4bit_compute_dtype": "bfloat16",
             "bnb_4bit_use_double_quant": True,
         }
+    if eight_bit:
+        doc["training_config"]["QuantizationConfig"] = {"load_in_8bit": True}
     return json.dumps(doc)

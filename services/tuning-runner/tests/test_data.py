@@ -136,3 +136,28 @@ def test_packed_batch_loss_equals_separate_losses(tiny_model: Path) -> None:
             total += float(out.loss) * n
             count += n
     assert float(packed.loss) == pytest.approx(total / count, rel=1e-4)
+
+
+def test_rows_feed_the_length_grouped_sampler(tiny_model: Path) -> None:
+    """Unpacked rows are batched by length (`train_sampling_strategy: group_by_length`): the
+    Trainer's sampler reads each row's length from the dataset's items."""
+    from transformers import AutoTokenizer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from tuning_runner.data.packing import RowDataset
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    examples = tokenize_rows(tok, conversations(64), DatasetSection(), 512).examples
+    dataset = RowDataset(pack_examples(examples, 512, packing=False))
+    order = list(LengthGroupedSampler(4, dataset=dataset, model_input_name="input_ids"))
+    assert sorted(order) == list(range(len(dataset)))
+    lengths = [len(dataset[i]["input_ids"]) for i in order]
+    batches = [lengths[i : i + 4] for i in range(0, len(lengths), 4)]
+    spread = sum(max(b) - min(b) for b in batches) / len(batches)
+    shuffled = [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
+    random_spread = sum(
+        max(shuffled[i : i + 4]) - min(shuffled[i : i + 4]) for i in range(0, len(shuffled), 4)
+    ) / len(batches)
+    assert spread < random_spread / 2, (spread, random_spread)
+    batch = PaddingFreeCollator()([dataset[i] for i in order[:4]])
+    assert batch["input_ids"].shape[1] == sum(lengths[:4])

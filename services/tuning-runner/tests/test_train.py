@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 
 from tuning_runner.config.training_config import parse_training_config
@@ -104,6 +106,39 @@ def test_qlora_quantizes_to_nf4_on_cpu_and_lowers_the_loss(
     del model
 
     first, last, output_dir = _run(tmp_path, settings, text)
+    assert last < first, (first, last)
+    assert (output_dir / COMPLETION_MARKER).is_file()
+
+
+def test_8bit_quantizes_on_cpu_and_lowers_the_loss(tiny_model: Path, tmp_path: Path) -> None:
+    import bitsandbytes as bnb
+
+    from tuning_runner.train.model import load_model
+    from tuning_runner.train.precision import plan_precision
+
+    settings = _setup(tmp_path)
+    text = training_yaml(tiny_model, settings.root / "results", eight_bit=True)
+    cfg = parse_training_config(text)
+    model = load_model(cfg, str(tiny_model), plan_precision("bfloat16", None, True, True), "cpu")
+    quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear8bitLt)]
+    assert quantized, "no Linear8bitLt layer: bitsandbytes did not quantize on CPU"
+    assert quantized[0].weight.dtype == torch.int8
+    del model
+
+    first, last, output_dir = _run(tmp_path, settings, text)
+    assert last < first, (first, last)
+    assert (output_dir / COMPLETION_MARKER).is_file()
+
+
+def test_unpacked_rows_train_in_length_grouped_batches(
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _setup(tmp_path, rows=60)
+    extra = {"packing": False, "per_device_train_batch_size": 4, "max_steps": 6}
+    text = training_yaml(tiny_model, settings.root / "results", extra_training=extra)
+    with caplog.at_level(logging.INFO, logger="tuning_runner"):
+        first, last, output_dir = _run(tmp_path, settings, text)
+    assert "packing=False sampling=group_by_length" in caplog.text
     assert last < first, (first, last)
     assert (output_dir / COMPLETION_MARKER).is_file()
 

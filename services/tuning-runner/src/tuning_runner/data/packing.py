@@ -10,6 +10,7 @@ The first label of every example is ignored so that no example learns to predict
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,13 @@ class PackedRow:
     @property
     def label_tokens(self) -> int:
         return sum(1 for label in self.labels if label != IGNORE_INDEX)
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {
+            "input_ids": self.input_ids,
+            "labels": self.labels,
+            "position_ids": self.position_ids,
+        }
 
 
 def _row_of(examples: list[Example]) -> PackedRow:
@@ -89,14 +97,15 @@ class PaddingFreeCollator:
         self.pad_token_id = pad_token_id
         self.pad_to_length = pad_to_length
 
-    def __call__(self, rows: list[PackedRow]) -> dict[str, Any]:
+    def __call__(self, rows: Sequence[PackedRow | Mapping[str, list[int]]]) -> dict[str, Any]:
         ids: list[int] = []
         labels: list[int] = []
         positions: list[int] = []
         for row in rows:
-            ids.extend(row.input_ids)
-            labels.extend(row.labels)
-            positions.extend(row.position_ids)
+            item = row if isinstance(row, Mapping) else row.as_dict()
+            ids.extend(item["input_ids"])
+            labels.extend(item["labels"])
+            positions.extend(item["position_ids"])
         extra = 0
         if self.pad_to_length and len(ids) < self.pad_to_length:
             extra = self.pad_to_length - len(ids)
@@ -114,12 +123,15 @@ class PaddingFreeCollator:
         }
 
 
-class RowDataset(torch.utils.data.Dataset[PackedRow]):
+class RowDataset(torch.utils.data.Dataset[dict[str, list[int]]]):
+    """Rows as `{input_ids, labels, position_ids}` mappings, the item shape the Trainer's
+    length-grouped sampler (`train_sampling_strategy: group_by_length`) reads lengths from."""
+
     def __init__(self, rows: list[PackedRow]) -> None:
         self.rows = rows
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, index: int) -> PackedRow:
-        return self.rows[index]
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        return self.rows[index].as_dict()

@@ -72,26 +72,61 @@ def packed_sdpa_attention(
     rows = []
     for b in range(query.shape[0]):
         bounds = segment_bounds(position_ids[min(b, position_ids.shape[0] - 1)])
-        slices = [(s, e - s, slice_width(e - s)) for s, e in itertools.pairwise(bounds)]
-        overhang = max(s + w for s, _, w in slices) - length
-        q, k, v = query[b : b + 1], key[b : b + 1], value[b : b + 1]
-        if overhang > 0:
-            q, k, v = (torch.nn.functional.pad(t, (0, 0, 0, overhang)) for t in (q, k, v))
-        parts = []
-        for start, n, width in slices:
-            out = torch.nn.functional.scaled_dot_product_attention(
-                q[:, :, start : start + width],
-                k[:, :, start : start + width],
-                v[:, :, start : start + width],
-                dropout_p=dropout,
-                scale=scaling,
-                is_causal=True,
-                enable_gqa=gqa,
+        plan = plan_slices(bounds, query.device)
+        q, k, v = query[b], key[b], value[b]  # [heads, length, head_dim]
+        outs = []
+        for index, count, width in plan.groups:
+            # The examples of one width as a batch: [count, heads, width, head_dim].
+            qs, ks, vs = (
+                t.index_select(1, index).view(t.shape[0], count, width, -1).transpose(0, 1)
+                for t in (q, k, v)
             )
-            parts.append(out[:, :, :n])
-        rows.append(torch.cat(parts, dim=2) if len(parts) > 1 else parts[0])
-    out = torch.cat(rows, dim=0) if len(rows) > 1 else rows[0]
+            out = torch.nn.functional.scaled_dot_product_attention(
+                qs, ks, vs, dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa
+            )
+            outs.append(out.transpose(0, 1).flatten(1, 2))
+        out = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+        rows.append(out.index_select(1, plan.back))
+    out = torch.stack(rows) if len(rows) > 1 else rows[0].unsqueeze(0)
     return out.transpose(1, 2).contiguous(), None
+
+
+class SlicePlan:
+    """Where each example's window lies in the row, grouped by width, and the way back.
+
+    `groups`: (row positions of the windows, number of windows, width) per width; positions past
+    the row end repeat its last token (only the discarded queries see them). `back`: for every
+    row position, its place in the concatenated outputs of the groups.
+    """
+
+    def __init__(self, bounds: list[int], device: torch.device) -> None:
+        length = bounds[-1]
+        by_width: dict[int, list[tuple[int, int]]] = {}
+        for start, end in itertools.pairwise(bounds):
+            by_width.setdefault(slice_width(end - start), []).append((start, end - start))
+        self.groups: list[tuple[torch.Tensor, int, int]] = []
+        back = [0] * length
+        offset = 0
+        for width, windows in sorted(by_width.items()):
+            positions: list[int] = []
+            for start, n in windows:
+                back[start : start + n] = range(offset, offset + n)
+                positions.extend(min(start + i, length - 1) for i in range(width))
+                offset += width
+            self.groups.append((torch.tensor(positions, device=device), len(windows), width))
+        self.back = torch.tensor(back, device=device)
+
+
+_last_plan: tuple[tuple[int, ...], torch.device, SlicePlan] | None = None
+
+
+def plan_slices(bounds: list[int], device: torch.device) -> SlicePlan:
+    """The plan for these bounds; every layer of a forward pass asks for the same one."""
+    global _last_plan
+    key = tuple(bounds)
+    if _last_plan is None or _last_plan[0] != key or _last_plan[1] != device:
+        _last_plan = (key, device, SlicePlan(bounds, device))
+    return _last_plan[2]
 
 
 def packed_sdpa_mask(*args: Any, **kwargs: Any) -> Any:
