@@ -8,11 +8,12 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kaito_common.testing.registry import LocalRegistry
+from kaito_common.testing.registry import LocalRegistry, RegistryUnavailableError
 from tuning_runner.oci.auth import DockerConfig, DockerConfigError
 from tuning_runner.oci.client import HttpRegistryClient, RegistryError
 from tuning_runner.oci.connect import client_for
@@ -25,6 +26,8 @@ from tuning_runner.oci.image import (
     push_adapter,
 )
 from tuning_runner.oci.reference import ImageReference, InvalidReferenceError
+
+from .tokenauth_registry import TokenAuthRegistry
 
 
 @pytest.mark.parametrize(
@@ -150,3 +153,45 @@ def test_fake_registry_round_trip(tmp_path: Path) -> None:
         "adapter_config.json",
         "adapter_model.safetensors",
     ]
+
+
+@pytest.fixture
+def token_registry(tmp_path: Path) -> Iterator[TokenAuthRegistry]:
+    reg = TokenAuthRegistry(tmp_path / "token-registry")
+    try:
+        reg.start()
+    except RegistryUnavailableError as err:
+        pytest.fail(f"{err} (make pytest installs it through TEST_DEPS)")
+    yield reg
+    reg.stop()
+
+
+def test_bearer_token_flow_against_the_real_registry(
+    token_registry: TokenAuthRegistry, tmp_path: Path
+) -> None:
+    """The registry answers with a Bearer challenge; the client takes the docker config's
+    credentials to the realm, gets a token for the scope and pushes and pulls with it."""
+    source = _adapter(tmp_path / "adapter")
+    ref = ImageReference.parse(f"{token_registry.host}/adapters/bearer:v1")
+    config = tmp_path / "secret" / ".dockerconfigjson"
+    config.parent.mkdir()
+    config.write_text(token_registry.docker_config())
+    with client_for(ref, [config.parent], [], 30) as client:
+        pushed = push_adapter(client, ref, source, "phi-4-mini-instruct")
+        dest = tmp_path / "pulled"
+        files = pull_image(client, ref, dest)
+    assert pushed.manifest_digest.startswith("sha256:")
+    for name in files:
+        assert (dest / name).read_bytes() == (source / name).read_bytes()
+    scopes = [s for q in token_registry.token_requests for s in q.get("scope", [])]
+    assert "repository:adapters/bearer:pull,push" in scopes
+    assert all(q.get("service") == ["kaito-test-registry"] for q in token_registry.token_requests)
+
+    token_registry.token_requests.clear()
+    config.write_text(token_registry.docker_config(password="wrong"))
+    with (
+        client_for(ref, [config.parent], [], 30) as client,
+        pytest.raises(RegistryError, match="credentials rejected"),
+    ):
+        push_adapter(client, ImageReference.parse(f"{token_registry.host}/a/no:v1"), source, "m")
+    assert token_registry.token_requests, "the client never asked the token server"

@@ -122,9 +122,7 @@ class HttpRegistryClient:
                 headers["Authorization"] = basic
             resp = self._http.get(realm, params=query, headers=headers)
         if resp.status_code != 200:
-            raise RegistryError(
-                f"token request to {realm} failed with HTTP {resp.status_code}: {resp.text[:300]}"
-            )
+            raise self._fail(f"token request to {realm}", resp)
         body = resp.json()
         token = body.get("token") or body.get("access_token")
         if not token:
