@@ -69,8 +69,18 @@ def conversations(n: int) -> list[dict[str, Any]]:
     return rows
 
 
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[str, float, float]:
-    """Run `cmd`; return (stdout, wall seconds, peak RSS in MiB of that process)."""
+    """Run `cmd`; return (stdout, wall seconds, peak RSS in MiB of that process). The CPU seconds
+    that other processes took meanwhile go to `others_cpu[pid]` (interference: the machine is
+    shared, and a side that ran while something else was busy is slower for it)."""
+    busy_before = busy_cpu_seconds()
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env}, text=True
@@ -80,12 +90,16 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[str, float, float
     # communicate() reaps via wait(); read the child's usage from the status it left.
     wall = time.monotonic() - start
     rss = proc_rss.pop(proc.pid, 0.0)
+    global last_others_cpu
+    last_others_cpu = max(0.0, busy_cpu_seconds() - busy_before - proc_cpu.pop(proc.pid, 0.0))
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[1:3]} failed ({proc.returncode}):\n{err[-4000:]}")
     return out, wall, rss
 
 
 proc_rss: dict[int, float] = {}
+proc_cpu: dict[int, float] = {}
+last_others_cpu = 0.0
 
 
 def _install_wait4_hook() -> None:
@@ -95,6 +109,7 @@ def _install_wait4_hook() -> None:
         got_pid, status, usage = os.wait4(pid, options)
         if got_pid:
             proc_rss[got_pid] = usage.ru_maxrss / 1024
+            proc_cpu[got_pid] = usage.ru_utime + usage.ru_stime
         return got_pid, status
 
     os.waitpid = waitpid
@@ -111,7 +126,7 @@ def announce(side: str, stats: dict[str, Any], wall: float, rss: float) -> None:
         f"{side}: steps={stats['steps']} tokens={stats['tokens']} "
         f"train_s={stats['train_seconds']:.1f} tokens_per_s={tps:.1f} wall_s={wall:.1f} "
         f"peak_rss_mib={rss:.0f} last_loss={stats['final_loss']:.4f} "
-        f"load_avg_after={load_average()}",
+        f"others_cpu_s={last_others_cpu:.1f} load_avg_after={load_average()}",
         flush=True,
     )
 
@@ -164,6 +179,7 @@ def main() -> None:
         [py, str(HERE / "kaito_recipe.py"), str(base_cfg), str(data_file)], {}
     )
     base = json.loads(out.strip().splitlines()[-1])
+    base_others = last_others_cpu
     announce("kaito recipe", base, base_wall, base_rss)
     if os.environ.get("BENCH_TUNING_CONTROL") == "1":
         # Control, not in the RESULT line: the recipe with the OpenMP policy our runner sets.
@@ -195,6 +211,7 @@ def main() -> None:
         "tokens": final["tokens_seen"],
         "final_loss": final["loss"],
     }
+    ours_others = last_others_cpu
     announce("ours", ours, ours_wall, ours_rss)
 
     scores = {}
@@ -216,6 +233,7 @@ def main() -> None:
         ("training tokens/s", base_tps, ours_tps, "{:.1f}"),
         ("process wall seconds", base_wall, ours_wall, "{:.1f}"),
         ("peak RSS MiB", base_rss, ours_rss, "{:.0f}"),
+        ("other processes' CPU s meanwhile", base_others, ours_others, "{:.1f}"),
         ("last logged train loss", base["final_loss"], ours["final_loss"], "{:.4f}"),
         (
             "eval loss, assistant tokens",
