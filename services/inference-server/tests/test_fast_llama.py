@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM
 
-from inference_server.engine.fast_llama import build_fast_decoder
+from inference_server.engine.fast_llama import (
+    available_memory_bytes,
+    build_fast_decoder,
+    projection_bytes,
+)
 from inference_server.engine.kv_cache import batch_layers, new_batch_cache
 
 
@@ -69,3 +75,26 @@ def test_unknown_architectures_and_dtypes_use_the_generic_path() -> None:
     )
     assert build_fast_decoder(phi3) is None
     assert build_fast_decoder(_llama(4).to(torch.bfloat16)) is None
+
+
+def test_no_fast_path_when_the_packed_copy_does_not_fit_in_memory() -> None:
+    model = _llama(4)
+    needed = projection_bytes(model)
+    assert needed > 0
+    assert build_fast_decoder(model, available_bytes=needed) is None  # more than half
+    assert build_fast_decoder(model, available_bytes=4 * needed) is not None
+    assert build_fast_decoder(model, available_bytes=None) is not None  # unknown: no limit
+
+
+def test_available_memory_reads_meminfo_and_the_cgroup_limit(tmp_path: Path) -> None:
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/meminfo").write_text("MemTotal: 100 kB\nMemAvailable:   8192 kB\n")
+    assert available_memory_bytes(tmp_path) == 8192 * 1024
+    cgroup = tmp_path / "sys/fs/cgroup"
+    cgroup.mkdir(parents=True)
+    (cgroup / "memory.max").write_text("4194304\n")
+    (cgroup / "memory.current").write_text("1048576\n")
+    assert available_memory_bytes(tmp_path) == 3 * 1048576
+    (cgroup / "memory.max").write_text("max\n")  # no limit: the node's figure
+    assert available_memory_bytes(tmp_path) == 8192 * 1024
+    assert available_memory_bytes(tmp_path / "missing") is None

@@ -10,7 +10,8 @@ model's own normalisation and rotary modules, SDPA and the engine's padded KV ca
 Prefill and decode both run here while no LoRA adapter is loaded; with adapters the engine uses
 the generic transformers forward (peft's per-row adapter selection), which writes the same cache.
 The packed weights are a second copy of the projections (the model's own weights stay for the
-generic path and for adapters).
+generic path and for adapters), so the fast path is built only when that copy fits in half the
+memory left to the process (the node's MemAvailable, or the container's cgroup limit if lower).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 _MODEL_TYPES = frozenset({"llama"})
 # oneDNN picks its blocked weight layout for a batch size; 32 is the engine's default batch.
 _PACK_BATCH = 32
+# The packed copy may take at most this share of the memory left to the process.
+_MEMORY_SHARE = 0.5
+_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
 
@@ -178,8 +183,52 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def build_fast_decoder(model: Any) -> FastLlamaDecoder | None:
-    """A `FastLlamaDecoder` when `model` is a plain Llama-style CPU model, else None."""
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def available_memory_bytes(root: Path = Path("/")) -> int | None:
+    """Memory this process may still take: MemAvailable, or the cgroup's limit minus its usage
+    when that is lower (cgroup v2, then v1). None when nothing can be read."""
+    candidates: list[int] = []
+    try:
+        for line in (root / "proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                candidates.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    cgroup = root / "sys/fs/cgroup"
+    for limit_file, usage_file in (
+        (cgroup / "memory.max", cgroup / "memory.current"),
+        (cgroup / "memory/memory.limit_in_bytes", cgroup / "memory/memory.usage_in_bytes"),
+    ):
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is not None and usage is not None and limit < 1 << 60:
+            candidates.append(max(0, limit - usage))
+            break
+    return min(candidates) if candidates else None
+
+
+def projection_bytes(model: Any) -> int:
+    """Bytes of the projection weights the fast path copies and packs."""
+    total = 0
+    for layer in model.model.layers:
+        for block in (layer.self_attn, layer.mlp):
+            for name in _PROJECTIONS:
+                module = getattr(block, name, None)
+                if module is not None:
+                    total += module.weight.nelement() * module.weight.element_size()
+    return total
+
+
+def build_fast_decoder(model: Any, available_bytes: int | None = -1) -> FastLlamaDecoder | None:
+    """A `FastLlamaDecoder` when `model` is a plain Llama-style CPU model whose packed copy fits
+    in memory, else None. `available_bytes`: -1 reads it (`available_memory_bytes`), None means
+    unknown (no limit applied)."""
     config = getattr(model, "config", None)
     model_type = getattr(config, "model_type", None)
     if config is None or model_type not in _MODEL_TYPES:
@@ -193,6 +242,14 @@ def build_fast_decoder(model: Any) -> FastLlamaDecoder | None:
         reasons.append(f"device={model.device.type}")
     if model.dtype != torch.float32:
         reasons.append(f"dtype={model.dtype}")
+    if not reasons:
+        needed = projection_bytes(model)
+        free = available_memory_bytes() if available_bytes == -1 else available_bytes
+        if free is not None and needed > _MEMORY_SHARE * free:
+            reasons.append(
+                f"the packed weights would need {needed >> 20} MiB, more than half of the "
+                f"{free >> 20} MiB of memory left"
+            )
     if reasons:
         log.info("Used the generic decode path model_type=%s reasons=%s", model_type, reasons)
         return None
