@@ -28,4 +28,4 @@ demo-down: ## Stop everything `make demo` started (controllers, server, registry
 chart-check: install ## ruff + mypy --strict on the chart tests and the demo (outside libs/services)
 	$(UV) run --frozen ruff check charts/tests hack/demo
 	$(UV) run --frozen ruff format --check charts/tests/*.py hack/demo/*.py
-	MYPYPATH=hack/demo:charts/tests $(UV) run --frozen mypy --strict hack/demo/*.py charts/tests/*.py
+	MYPYPATH=charts/tests $(UV) run --frozen mypy --strict hack/demo/*.py charts/tests/*.py

@@ -17,12 +17,12 @@ TEST_DEPS += realnode-tools realnode-images
 
 .PHONY: cluster-up-real
 cluster-up-real: install testbin realnode-tools ## cluster-up with one real node (kubelet + containerd); stop with cluster-down
-	@$(PY) -m kaito_common.testing.devcluster up --profile node --timeout 300 \
+	@$(PY) -m kaito_testing.devcluster up --profile node --timeout 300 \
 	  --state $(REALNODE_STATE) --kubeconfig $(DEV_DIR)/kubeconfig
 
 .PHONY: realnode-import
 realnode-import: ## Link REALNODE_IMAGES from buildah's store into the running real node's containerd (no copy)
-	@$(PY) -m kaito_common.testing.image_import \
+	@$(PY) -m kaito_testing.image_import \
 	  --socket $(REALNODE_STATE)/work/node/containerd/containerd.sock $(REALNODE_IMAGES)
 
 .PHONY: test-realnode

@@ -16,8 +16,8 @@ testbin-dir: ## Print the directory holding the control plane's binaries
 
 .PHONY: cluster-up
 cluster-up: install testbin ## Start the full local control plane in the background (.dev/kubeconfig)
-	@$(PY) -m kaito_common.testing.devcluster up --state $(DEV_DIR)/cluster --kubeconfig $(DEV_DIR)/kubeconfig
+	@$(PY) -m kaito_testing.devcluster up --state $(DEV_DIR)/cluster --kubeconfig $(DEV_DIR)/kubeconfig
 
 .PHONY: cluster-down
 cluster-down: ## Stop the local control plane started by cluster-up
-	@$(PY) -m kaito_common.testing.devcluster down --state $(DEV_DIR)/cluster --kubeconfig $(DEV_DIR)/kubeconfig
+	@$(PY) -m kaito_testing.devcluster down --state $(DEV_DIR)/cluster --kubeconfig $(DEV_DIR)/kubeconfig

@@ -25,8 +25,9 @@ from kubernetes_asyncio import config as k8s_config
 
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NAMESPACE, NODE
-from kaito_common.testing.controlplane import ControlPlane, free_port
-from kaito_common.testing.kwok import node_manifest
+from kaito_testing.controlplane import ControlPlane
+from kaito_testing.kwok import node_manifest
+from kaito_testing.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SKU = "Standard_NC6s_v3"

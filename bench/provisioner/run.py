@@ -10,27 +10,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from kubernetes_asyncio.config import new_client_from_config
+
+from gpu_provisioner.app import build
+from gpu_provisioner.cloud.azure import AzureCloud
+from gpu_provisioner.cloud.provider import CloudProvider
+from gpu_provisioner.metrics import ProvisionerMetrics
+from gpu_provisioner.settings import AzureSettings, Settings
+from kaito_common.contracts.kinds import NODECLAIM
+from kaito_common.controller.client import KubeClient
+from kaito_common.controller.objects import Obj
+from kaito_testing.controllers import eventually
+from kaito_testing.controlplane import ControlPlane
+from kaito_testing.fakearm import FakeArm, Faults, StaticTokenCredential
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "services" / "gpu-provisioner" / "tests"))
-
-from fakearm import FakeArm, Faults, StaticTokenCredential  # noqa: E402
-from kubernetes_asyncio.config import new_client_from_config  # noqa: E402
-
-from gpu_provisioner.app import build  # noqa: E402
-from gpu_provisioner.claims import NODECLAIM  # noqa: E402
-from gpu_provisioner.cloud.azure import AzureCloud  # noqa: E402
-from gpu_provisioner.cloud.provider import CloudProvider  # noqa: E402
-from gpu_provisioner.metrics import ProvisionerMetrics  # noqa: E402
-from gpu_provisioner.settings import AzureSettings, Settings  # noqa: E402
-from kaito_common.controller.client import KubeClient  # noqa: E402
-from kaito_common.controller.kinds import Obj  # noqa: E402
-from kaito_common.controller.testing import eventually  # noqa: E402
-from kaito_common.testing.controlplane import ControlPlane  # noqa: E402
 
 
 def nodeclaim(name: str) -> Obj:

@@ -133,7 +133,7 @@ def announce(side: str, stats: dict[str, Any], wall: float, rss: float) -> None:
 
 def main() -> None:
     _install_wait4_hook()
-    from kaito_common.testing.tiny_model import cached_tiny_model
+    from kaito_testing.tiny_model import cached_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="bench-tuning-"))
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kaito-bench-models"

@@ -7,20 +7,16 @@ create by hand, and Helm refuses to adopt objects it did not create.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chart_support import Helm, Obj
+
+from kaito_testing.testbin import ensure_testbin
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "hack" / "demo"))
-sys.path.insert(0, str(Path(__file__).parent))
-
-from chart_support import Helm, Obj  # noqa: E402
-
-from kaito_common.testing.testbin import ensure_testbin  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +41,7 @@ def rendered_without_provisioner(helm: Helm) -> list[Obj]:
 
 @pytest.fixture(scope="module")
 def chart_plane(bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from kaito_common.testing.controlplane import ControlPlane
+    from kaito_testing.controlplane import ControlPlane
 
     with ControlPlane("full", tmp_path_factory.mktemp("chart-plane")) as plane:
         yield plane

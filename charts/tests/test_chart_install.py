@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 import yaml
 from chart_support import Helm
-from kaito_local import (
+
+from kaito_testing.kaito_local import (
     GP,
     RELEASE,
     RELEASE_NAMESPACE,
     WC,
     Cluster,
     HostProcess,
-    free_port,
     gpu_provisioner_process,
     helm_install,
     local_values,
@@ -31,6 +31,7 @@ from kaito_local import (
     seed_tuning_workspace,
     workspace_controller_process,
 )
+from kaito_testing.ports import free_port
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.full]
 

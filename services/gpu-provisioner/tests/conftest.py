@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from fakearm import FakeArm, Faults, StaticTokenCredential
 from gp_support import (
     CRD,
     TEST_LABEL,
@@ -25,14 +20,15 @@ from gp_support import (
 from kubernetes_asyncio.client import ApiClient
 
 from gpu_provisioner.app import Provisioner, build
-from gpu_provisioner.claims import NODECLAIM
 from gpu_provisioner.cloud.azure import AzureCloud
 from gpu_provisioner.cloud.provider import CloudProvider
 from gpu_provisioner.metrics import ProvisionerMetrics
 from gpu_provisioner.settings import Settings
+from kaito_common.contracts.kinds import NODECLAIM
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NODE
-from kaito_common.controller.testing import eventually
+from kaito_testing.controllers import eventually
+from kaito_testing.fakearm import FakeArm, Faults, StaticTokenCredential
 
 
 @pytest.fixture(scope="session")

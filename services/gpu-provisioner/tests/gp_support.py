@@ -8,11 +8,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from fakearm import FakeArm
-
 from gpu_provisioner.app import Provisioner
 from gpu_provisioner.settings import AzureSettings, Settings
-from kaito_common.controller.kinds import Obj
+from kaito_common.controller.objects import Obj
+from kaito_testing.fakearm import FakeArm
 
 REPO = Path(__file__).resolve().parents[3]
 CRD = REPO / "crds" / "karpenter.sh_nodeclaims.yaml"

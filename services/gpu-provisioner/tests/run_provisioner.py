@@ -10,14 +10,13 @@ import logging
 import os
 import sys
 
-from fakearm.credential import StaticTokenCredential
-
 from gpu_provisioner.app import api_client_for, build
 from gpu_provisioner.cloud.azure import AzureCloud
 from gpu_provisioner.cloud.provider import CloudProvider
 from gpu_provisioner.metrics import ProvisionerMetrics
 from gpu_provisioner.settings import Settings
 from kaito_common.controller.client import KubeClient
+from kaito_testing.fakearm.credential import StaticTokenCredential
 
 
 async def main() -> None:

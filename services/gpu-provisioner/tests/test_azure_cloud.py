@@ -7,8 +7,6 @@ import asyncio
 import datetime as dt
 
 import pytest
-from fakearm import FakeArm
-from fakearm.aks import node_name
 from gp_support import (
     StartProvisioner,
     claim_name,
@@ -18,10 +16,12 @@ from gp_support import (
     provisioner_settings,
 )
 
-from gpu_provisioner.claims import NODECLAIM
+from kaito_common.contracts.kinds import NODECLAIM
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NODE
-from kaito_common.controller.testing import eventually
+from kaito_testing.controllers import eventually
+from kaito_testing.fakearm import FakeArm
+from kaito_testing.fakearm.aks import node_name
 
 pytestmark = pytest.mark.full
 

@@ -12,10 +12,10 @@ from gp_support import (
     kaito_nodeclaim,
 )
 
-from gpu_provisioner.claims import NODECLAIM
+from kaito_common.contracts.kinds import NODECLAIM
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NODE
-from kaito_common.controller.testing import eventually
+from kaito_testing.controllers import eventually
 
 pytestmark = pytest.mark.full
 

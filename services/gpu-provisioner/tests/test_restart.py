@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakearm import FakeArm
 from gp_support import StartProvisioner, claim_name, is_ready, kaito_nodeclaim
 
-from gpu_provisioner.claims import NODECLAIM
+from kaito_common.contracts.kinds import NODECLAIM
 from kaito_common.controller.client import KubeClient
-from kaito_common.controller.testing import eventually
+from kaito_testing.controllers import eventually
+from kaito_testing.fakearm import FakeArm
 
 pytestmark = pytest.mark.full
 

@@ -9,12 +9,12 @@ import json
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.core.pipeline.transport import HttpResponse
+from fake_cloud import FakeCloud
 from gp_support import kaito_nodeclaim
 
 from gpu_provisioner import claims
 from gpu_provisioner.cloud.agentpool import agent_pool_body, os_sku, pool_instance
 from gpu_provisioner.cloud.azure_errors import classify
-from gpu_provisioner.cloud.fake import FakeCloud
 from gpu_provisioner.cloud.provider import (
     AuthError,
     InvalidClaimError,
@@ -26,8 +26,9 @@ from gpu_provisioner.conditions import ConditionSet
 from gpu_provisioner.controllers.initialization import uninitialized_reason
 from gpu_provisioner.controllers.launch import Launcher
 from gpu_provisioner.metrics import ProvisionerMetrics, phase
-from kaito_common.controller.kinds import Obj
-from kaito_common.controller.testing import eventually
+from kaito_common.controller import objects
+from kaito_common.controller.objects import Obj
+from kaito_testing.controllers import eventually
 
 CREATED = "2026-01-02T03:04:05Z"
 
@@ -122,7 +123,7 @@ def test_pool_instance_reads_the_pool_and_its_node() -> None:
     [("1024Gi", 1024 * 2**30), ("500m", 0.5), ("2", 2), ("1.5Ki", 1536), ("1e3", 1000)],
 )
 def test_parse_quantity(value: str, expected: float) -> None:
-    assert claims.parse_quantity(value) == pytest.approx(expected)
+    assert objects.parse_quantity(value) == pytest.approx(expected)
 
 
 def test_is_managed() -> None:

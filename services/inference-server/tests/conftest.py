@@ -17,7 +17,7 @@ import uvicorn
 from inference_server.app import build_app
 from inference_server.engine.transformers_engine import TransformersEngine
 from inference_server.settings import ServerSettings
-from kaito_common.testing.tiny_model import tiny_model_dir
+from kaito_testing.tiny_model import tiny_model_dir
 
 MODEL_NAME = "tiny-llama"
 

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from inference_server.engine.cpu_threads import FakeCpuSource, ProcCpuSource, ThreadGovernor
+from inference_server.engine.cpu_threads import CpuSample, ProcCpuSource, ThreadGovernor
+
+
+class FakeCpuSource:
+    """Reports that other processes keep `others_cores` cores busy (for tests)."""
+
+    def __init__(self, others_cores: float = 0.0) -> None:
+        self.others_cores = others_cores
+        self._wall = 0.0
+        self._busy = 0.0
+
+    def sample(self) -> CpuSample | None:
+        """One second later than the previous sample."""
+        self._wall += 1.0
+        self._busy += self.others_cores
+        return CpuSample(self._wall, self._busy, 0.0)
 
 
 class _Clock:

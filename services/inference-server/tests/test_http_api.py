@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from inference_server.app import build_app
-from inference_server.engine.fake import FakeEngine
 from inference_server.settings import ServerSettings
 
 from .conftest import MODEL_NAME, RunningServer, metric_value
+from .fake_engine import FakeEngine
 
 
 def _sse(text: str) -> list[str]:

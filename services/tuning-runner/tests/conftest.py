@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from kaito_common.testing.dataserver import DataServer
-from kaito_common.testing.registry import LocalRegistry, RegistryUnavailableError
-from kaito_common.testing.tiny_model import tiny_model_dir
+from kaito_testing.dataserver import DataServer
+from kaito_testing.registry import LocalRegistry, RegistryUnavailableError
+from kaito_testing.tiny_model import tiny_model_dir
 
 WORDS = [
     "the",

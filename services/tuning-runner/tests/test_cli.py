@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kaito_common.testing.dataserver import DataServer
-from kaito_common.testing.registry import LocalRegistry
+from kaito_testing.dataserver import DataServer
+from kaito_testing.registry import LocalRegistry
 from tuning_runner.train.outputs import COMPLETION_MARKER
 
 from .conftest import conversations, training_yaml, write_jsonl

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kaito_common.testing.certs import generate
-from kaito_common.testing.dataserver import DataServer
+from kaito_testing.certs import generate
+from kaito_testing.dataserver import DataServer
 from tuning_runner.errors import FetchError
 from tuning_runner.fetch.urls import FetchOptions, fetch_urls, file_name_for
 from tuning_runner.tls import CABundleError, ssl_context

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from kaito_common.testing.registry import LocalRegistry, RegistryUnavailableError
+from kaito_testing.registry import LocalRegistry, RegistryUnavailableError
 from tuning_runner.oci.auth import DockerConfig, DockerConfigError
 from tuning_runner.oci.client import HttpRegistryClient, RegistryError
 from tuning_runner.oci.connect import client_for
-from tuning_runner.oci.fake import InMemoryRegistry
 from tuning_runner.oci.image import (
     MODEL_NAME_ANNOTATION,
     OCI_CONFIG,
@@ -27,6 +26,7 @@ from tuning_runner.oci.image import (
 )
 from tuning_runner.oci.reference import ImageReference, InvalidReferenceError
 
+from .inmemory_registry import InMemoryRegistry
 from .tokenauth_registry import TokenAuthRegistry
 
 

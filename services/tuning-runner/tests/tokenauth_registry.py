@@ -24,7 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from kaito_common.testing.registry import RegistryUnavailableError, find_registry_binary, free_port
+from kaito_testing.ports import free_port
+from kaito_testing.registry import RegistryUnavailableError, find_registry_binary
 
 SERVICE = "kaito-test-registry"
 ISSUER = "kaito-test-token-issuer"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 Resolver = Callable[[str], Iterable[str]]
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 """Maps a host name to the IP addresses it resolves to."""
 
@@ -144,21 +145,14 @@ def _is_localhost_name(host: str) -> bool:
     return host == "localhost" or host.endswith(".localhost")
 
 
-def check_url(
-    url: str, policy: URLPolicy | None = None, resolver: Resolver | None = system_resolver
-) -> None:
-    """Raise `UnsafeURLError` naming the problem when `url` must not be fetched.
-
-    With `resolver=None` host names are not resolved (a purely syntactic check, e.g. in an
-    admission webhook that must not do DNS); IP literals and known names are still checked.
-    """
-    policy = policy or URLPolicy()
+def _split(url: str, policy: URLPolicy) -> tuple[str, bool]:
+    """The URL's host (lower case, no trailing dot) and whether it is an allowed name; raises
+    for what the URL's syntax alone rules out."""
     try:
         parts = urlsplit(url)
-        port = parts.port
+        _ = parts.port  # raises ValueError for a port that is not a number in range
     except ValueError as err:
         raise UnsafeURLError(f"URL {url!r} is malformed: {err}") from err
-    del port
     scheme = parts.scheme.lower()
     if scheme not in policy.allowed_schemes:
         allowed = ", ".join(sorted(policy.allowed_schemes))
@@ -175,9 +169,33 @@ def check_url(
     allowed_name = host in policy.allowed_hosts
     if _is_localhost_name(host) and not (policy.allow_loopback or allowed_name):
         raise UnsafeURLError(f"URL {url!r} points at {host!r}, which is the local machine")
+    return host, allowed_name
 
+
+def _resolve(url: str, host: str, resolver: Resolver) -> list[_Address]:
     try:
-        literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+        addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolver(host)]
+    except UnsafeURLError:
+        raise
+    except (OSError, ValueError) as err:
+        raise UnsafeURLError(f"host {host!r} of URL {url!r} could not be resolved: {err}") from err
+    if not addresses:
+        raise UnsafeURLError(f"host {host!r} of URL {url!r} resolved to no address")
+    return addresses
+
+
+def check_url(
+    url: str, policy: URLPolicy | None = None, resolver: Resolver | None = system_resolver
+) -> None:
+    """Raise `UnsafeURLError` naming the problem when `url` must not be fetched.
+
+    With `resolver=None` host names are not resolved (a purely syntactic check, e.g. in an
+    admission webhook that must not do DNS); IP literals and known names are still checked.
+    """
+    policy = policy or URLPolicy()
+    host, allowed_name = _split(url, policy)
+    try:
+        literal: _Address | None = ipaddress.ip_address(host)
     except ValueError:
         literal = None
     if literal is not None:
@@ -185,16 +203,7 @@ def check_url(
     elif resolver is None:
         return
     else:
-        try:
-            addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolver(host)]
-        except UnsafeURLError:
-            raise
-        except (OSError, ValueError) as err:
-            raise UnsafeURLError(
-                f"host {host!r} of URL {url!r} could not be resolved: {err}"
-            ) from err
-        if not addresses:
-            raise UnsafeURLError(f"host {host!r} of URL {url!r} resolved to no address")
+        addresses = _resolve(url, host, resolver)
 
     for addr in addresses:
         if allowed_name and not _is_metadata_address(addr):

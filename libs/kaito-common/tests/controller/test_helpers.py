@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from fake_clock import FakeClock
 
 from kaito_common.controller.apply import is_subset
-from kaito_common.controller.clock import FakeClock, parse_time
+from kaito_common.controller.clock import parse_time
 from kaito_common.controller.conditions import get_condition, is_true, set_condition
 from kaito_common.controller.controller import controller_owner
 from kaito_common.controller.expectations import Expectations

@@ -28,7 +28,6 @@ from kaito_common.controller.kinds import (
     EVENT,
     LEASE,
     Kind,
-    Obj,
     ObjectKey,
 )
 from kaito_common.controller.manager import LeaderElectionLost, Manager, ManagerSettings
@@ -38,8 +37,9 @@ from kaito_common.controller.meta import (
     has_finalizer,
     remove_finalizer,
 )
+from kaito_common.controller.objects import Obj
 from kaito_common.controller.status import patch_status_if_changed
-from kaito_common.controller.testing import (
+from kaito_testing.controllers import (
     CountingApiClient,
     TcpProxy,
     client_configuration,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fake_clock import FakeClock
 
-from kaito_common.controller.clock import FakeClock
 from kaito_common.controller.workqueue import ExponentialBackoff, ShutDown, WorkQueue
 
 

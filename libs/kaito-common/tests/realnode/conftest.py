@@ -11,19 +11,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kaito_common.testing.controlplane import ControlPlane
-
-# `rn_support` (helpers of these tests) importable: tests run with --import-mode=importlib.
-sys.path.insert(0, str(Path(__file__).parent))
-from kaito_common.testing.testbin import ensure_testbin
-from kaito_common.testing.toolbox_image import write_toolbox_archive
+from kaito_testing.controlplane import ControlPlane
+from kaito_testing.testbin import ensure_testbin
+from kaito_testing.toolbox_image import write_toolbox_archive
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 INSTALL = REPO_ROOT / "hack" / "realnode" / "install.sh"

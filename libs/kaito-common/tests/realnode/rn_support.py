@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from kaito_common.testing.image_import import ImageImportError, buildah_image_id
+from kaito_testing.image_import import ImageImportError, buildah_image_id
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 IMAGE_TAG = "dev"

@@ -25,12 +25,12 @@ import pytest
 import yaml
 from rn_support import IMAGE_REPO, IMAGE_TAG, REPO_ROOT, ensure_built, service_image
 
-from kaito_common.testing.image_import import buildah_image_id, import_images
-from kaito_common.testing.model_image import build_openai_client_image, build_weights_image
-from kaito_common.testing.snapshot_import import import_linked
-from kaito_common.testing.tiny_model import cached_tiny_model
-from kaito_common.testing.toolbox_image import TOOLBOX_IMAGE
-from kaito_common.testing.waiting import wait_for
+from kaito_testing.image_import import buildah_image_id, import_images
+from kaito_testing.model_image import build_openai_client_image, build_weights_image
+from kaito_testing.snapshot_import import import_linked
+from kaito_testing.tiny_model import cached_tiny_model
+from kaito_testing.toolbox_image import TOOLBOX_IMAGE
+from kaito_testing.waiting import wait_for
 
 CHART = REPO_ROOT / "charts" / "kaito"
 RELEASE = "kaito"
@@ -180,7 +180,7 @@ def test_controllers_were_never_forbidden(release: Any) -> None:
 @pytest.fixture(scope="module")
 def model_image(release: Any) -> str:
     """The tiny preset's model image (the model's files and the copier) and the inference-server
-    image, linked into containerd (see kaito_common.testing.snapshot_import)."""
+    image, linked into containerd (see kaito_testing.snapshot_import)."""
     ensure_built(["inference-server"])
     model = cached_tiny_model(Path.home() / ".cache" / "kaito-realnode" / "models")
     build_weights_image(model, MODEL_IMAGE, release.plane.work_dir / "copier")

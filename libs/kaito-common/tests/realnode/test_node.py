@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from kaito_common.pki import CertPair
-from kaito_common.testing.realnode import GPU_RESOURCE, RealNode, RealNodeConfig, RealNodeError
-from kaito_common.testing.toolbox_image import TOOLBOX_IMAGE
-from kaito_common.testing.waiting import wait_for
+from kaito_testing.realnode import RealNode, RealNodeError
+from kaito_testing.realnode_config import GPU_RESOURCE, RealNodeConfig
+from kaito_testing.toolbox_image import TOOLBOX_IMAGE
+from kaito_testing.waiting import wait_for
 
 WEB_PAGE = "hello-from-a-real-pod"
 

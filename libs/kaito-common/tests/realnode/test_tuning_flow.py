@@ -11,7 +11,7 @@ allow exactly that (``workspace-controller.tuning.allowedDataNetworks`` and
 pulls it from the same registry); deleting both Workspaces removes their Job, pods, Deployment
 and Service.
 
-The tiny preset's weights come in its model image (``kaito_common.testing.model_image``): the
+The tiny preset's weights come in its model image (``kaito_testing.model_image``): the
 Job's trainer runs the tuning-runner image and the inference pod the inference-server image, each
 after the ``model-weights`` init container copied the model into the pod's weights volume.
 """
@@ -32,13 +32,13 @@ import pytest
 import yaml
 from rn_support import IMAGE_REPO, IMAGE_TAG, REPO_ROOT, ensure_built, service_image
 
-from kaito_common.testing.image_import import import_images
-from kaito_common.testing.model_image import build_weights_image
-from kaito_common.testing.registry import LocalRegistry, RegistryUnavailableError
-from kaito_common.testing.snapshot_import import import_linked
-from kaito_common.testing.tiny_model import cached_tiny_model
-from kaito_common.testing.toolbox_image import TOOLBOX_IMAGE
-from kaito_common.testing.waiting import wait_for
+from kaito_testing.image_import import import_images
+from kaito_testing.model_image import build_weights_image
+from kaito_testing.registry import LocalRegistry, RegistryUnavailableError
+from kaito_testing.snapshot_import import import_linked
+from kaito_testing.tiny_model import cached_tiny_model
+from kaito_testing.toolbox_image import TOOLBOX_IMAGE
+from kaito_testing.waiting import wait_for
 
 CHART = REPO_ROOT / "charts" / "kaito"
 RELEASE = "kaito"

@@ -9,8 +9,8 @@ import json
 import tarfile
 from pathlib import Path
 
-from kaito_common.testing import cni, containerd
-from kaito_common.testing.oci_archive import ImageFile, ImageSpec, image_archive
+from kaito_testing import cni, containerd
+from kaito_testing.oci_archive import ImageFile, ImageSpec, image_archive
 
 
 def _members(data: bytes) -> dict[str, bytes]:

@@ -22,8 +22,9 @@ from gpu_provisioner.controllers.lifecycle import (
 from gpu_provisioner.controllers.repair import NodeRepair
 from gpu_provisioner.metrics import ProvisionerMetrics
 from gpu_provisioner.settings import Settings
+from kaito_common.contracts.kinds import NODECLAIM
 from kaito_common.controller.client import KubeClient
-from kaito_common.controller.informer import WatchEvent
+from kaito_common.controller.informer import Informer, WatchEvent
 from kaito_common.controller.kinds import NODE
 from kaito_common.controller.manager import Manager, ManagerSettings
 
@@ -85,12 +86,8 @@ class Provisioner:
 CloudFactory = Callable[[KubeClient, ProvisionerMetrics], CloudProvider]
 
 
-def build(
-    settings: Settings, api_client: ApiClient, cloud_factory: CloudFactory | None = None
-) -> Provisioner:
-    """Wire the provisioner; `cloud_factory` replaces the cloud the settings name (tests use
-    it to hand the azure cloud a static-token credential)."""
-    manager = Manager(
+def _manager(settings: Settings, api_client: ApiClient) -> Manager:
+    return Manager(
         ManagerSettings(
             name="gpu-provisioner",
             request_timeout_s=settings.request_timeout_s,
@@ -101,7 +98,43 @@ def build(
         ),
         api_client,
     )
-    claim_informer = manager.informer(claims.NODECLAIM)
+
+
+def _add_lifecycle(
+    manager: Manager,
+    settings: Settings,
+    cloud: CloudProvider,
+    launcher: Launcher,
+    claim_informer: Informer,
+    node_informer: Informer,
+) -> LifecycleReconciler:
+    """The NodeClaim lifecycle controller; the launcher wakes it when a launch ends."""
+    lifecycle = LifecycleReconciler(
+        manager.client,
+        cloud,
+        launcher,
+        claim_informer.store,
+        node_informer.store,
+        poll_interval_s=settings.poll_interval_s,
+    )
+    controller = (
+        manager.controller("nodeclaim.lifecycle")
+        .for_(NODECLAIM, predicates=[_managed])
+        .watches(NODE, lifecycle.claims_for_node)
+        .with_max_concurrent(settings.workers)
+        .complete(lifecycle.reconcile)
+    )
+    launcher.notify = controller.enqueue
+    return lifecycle
+
+
+def build(
+    settings: Settings, api_client: ApiClient, cloud_factory: CloudFactory | None = None
+) -> Provisioner:
+    """Wire the provisioner; `cloud_factory` replaces the cloud the settings name (tests use
+    it to hand the azure cloud a static-token credential)."""
+    manager = _manager(settings, api_client)
+    claim_informer = manager.informer(NODECLAIM)
     claim_informer.add_indexer(BY_PROVIDER_ID, claim_provider_ids)
     node_informer = manager.informer(NODE)
     node_informer.add_indexer(BY_PROVIDER_ID, node_provider_ids)
@@ -116,22 +149,7 @@ def build(
         max_concurrent=settings.max_concurrent_launches,
         backoff_max_s=settings.launch_backoff_max_s,
     )
-    lifecycle = LifecycleReconciler(
-        manager.client,
-        cloud,
-        launcher,
-        claim_informer.store,
-        node_informer.store,
-        poll_interval_s=settings.poll_interval_s,
-    )
-    controller = (
-        manager.controller("nodeclaim.lifecycle")
-        .for_(claims.NODECLAIM, predicates=[_managed])
-        .watches(NODE, lifecycle.claims_for_node)
-        .with_max_concurrent(settings.workers)
-        .complete(lifecycle.reconcile)
-    )
-    launcher.notify = controller.enqueue
+    lifecycle = _add_lifecycle(manager, settings, cloud, launcher, claim_informer, node_informer)
     if settings.node_repair:
         repair = NodeRepair(
             manager.client,

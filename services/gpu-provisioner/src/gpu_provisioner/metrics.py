@@ -11,7 +11,8 @@ from prometheus_client.registry import Collector
 
 from gpu_provisioner import claims
 from gpu_provisioner.conditions import INITIALIZED, LAUNCHED, READY, REGISTERED
-from kaito_common.controller.kinds import Obj
+from kaito_common.controller import objects
+from kaito_common.controller.objects import Obj
 
 PHASES = ("Launching", "Registering", "Initializing", "Ready", "Failed", "Terminating")
 
@@ -25,7 +26,7 @@ def _status(claim: Obj, type_: str) -> str:
 
 def phase(claim: Obj) -> str:
     """One word for where a claim is in its lifecycle."""
-    if claims.is_deleting(claim):
+    if objects.is_deleting(claim):
         return "Terminating"
     if _status(claim, READY) == "True":
         return "Ready"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, CliApp, CliSuppress, SettingsConfigDict
 
 
 class AzureSettings(BaseSettings):
@@ -46,21 +47,39 @@ class AzureSettings(BaseSettings):
 
 
 class Settings(BaseSettings):
-    """Everything the process needs; `GPU_PROVISIONER_*` unless the chart fixes another name."""
+    """Karpenter-compatible GPU node provisioner. Each flag overrides its environment variable."""
+
+    # Environment names are `GPU_PROVISIONER_*` unless the chart fixes another one; every field
+    # is also a kebab-case flag (see `parse_settings`), listed by --help with its default.
 
     model_config = SettingsConfigDict(
-        env_prefix="GPU_PROVISIONER_", extra="ignore", populate_by_name=True
+        env_prefix="GPU_PROVISIONER_",
+        extra="ignore",
+        populate_by_name=True,
+        cli_prog_name="gpu-provisioner",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,  # --flag / --no-flag for booleans
+        cli_hide_none_type=True,
+        cli_show_env_vars=True,
     )
 
-    cloud: Literal["azure", "kwok"] = "azure"
+    cloud: Literal["azure", "kwok"] = Field(
+        "azure", description="Where nodes come from: AKS agent pools, or kwok fake nodes"
+    )
     kubeconfig: str | None = Field(
-        None, validation_alias=AliasChoices("GPU_PROVISIONER_KUBECONFIG", "KUBECONFIG")
+        None,
+        validation_alias=AliasChoices("GPU_PROVISIONER_KUBECONFIG", "KUBECONFIG"),
+        description="Kubeconfig file; unset: the in-cluster configuration",
     )
     metrics_port: int | None = Field(
-        8080, validation_alias=AliasChoices("GPU_PROVISIONER_METRICS_PORT", "METRICS_PORT")
+        8080,
+        validation_alias=AliasChoices("GPU_PROVISIONER_METRICS_PORT", "METRICS_PORT"),
+        description="Port of /healthz, /readyz and /metrics",
     )
     leader_elect: bool = Field(
-        False, validation_alias=AliasChoices("GPU_PROVISIONER_LEADER_ELECT", "LEADER_ELECT")
+        False,
+        validation_alias=AliasChoices("GPU_PROVISIONER_LEADER_ELECT", "LEADER_ELECT"),
+        description="Run only while holding the leader-election Lease",
     )
     lease_namespace: str = Field(
         "gpu-provisioner",
@@ -70,20 +89,37 @@ class Settings(BaseSettings):
     log_level: str = Field(
         "INFO", validation_alias=AliasChoices("GPU_PROVISIONER_LOG_LEVEL", "LOG_LEVEL")
     )
-    request_timeout_s: float = Field(30.0, gt=0)
-    # Reconcile workers per controller. Launches run as tasks, so workers are never held by a
-    # cloud operation; these bound the Kubernetes API calls in flight.
-    workers: int = Field(20, ge=1)
-    # Launches in flight at once (each is one cloud create awaiting its operation).
-    max_concurrent_launches: int = Field(200, ge=1)
-    gc_interval_s: float = Field(120.0, gt=0)
-    gc_instance_grace_s: float = Field(30.0, ge=0)
-    node_repair: bool = True
-    node_repair_after_s: float = Field(600.0, gt=0)
-    # Requeue period while waiting on a drain or an instance deletion.
-    poll_interval_s: float = Field(2.0, gt=0)
-    # Cap of the per-claim backoff between launch retries.
-    launch_backoff_max_s: float = Field(300.0, gt=0)
-    kwok_node_registration_delay_s: float = Field(0.0, ge=0)
+    request_timeout_s: float = Field(30.0, gt=0, description="Kubernetes API request timeout")
+    # Launches run as tasks, so workers are never held by a cloud operation.
+    workers: int = Field(
+        20,
+        ge=1,
+        description="Reconcile workers per controller (bounds Kubernetes API calls in flight)",
+    )
+    max_concurrent_launches: int = Field(
+        200, ge=1, description="Launches in flight at once (each one cloud create)"
+    )
+    gc_interval_s: float = Field(
+        120.0, gt=0, description="Period of the instance garbage collector"
+    )
+    gc_instance_grace_s: float = Field(
+        30.0, ge=0, description="Age before an instance without a NodeClaim is deleted"
+    )
+    node_repair: bool = Field(True, description="Replace nodes that stay NotReady")
+    node_repair_after_s: float = Field(
+        600.0, gt=0, description="How long a node may be NotReady before it is replaced"
+    )
+    poll_interval_s: float = Field(
+        2.0, gt=0, description="Requeue period while waiting on a drain or an instance deletion"
+    )
+    launch_backoff_max_s: float = Field(
+        300.0, gt=0, description="Cap of the per-claim backoff between launch retries"
+    )
 
-    azure: AzureSettings = Field(default_factory=AzureSettings)
+    # Read from the ARM_* / AZURE_* environment only (the chart's names); no flags.
+    azure: CliSuppress[AzureSettings] = Field(default_factory=AzureSettings)
+
+
+def parse_settings(argv: Sequence[str] | None = None) -> Settings:
+    """Settings from the environment, overridden by the flags in `argv` (default: sys.argv)."""
+    return CliApp.run(Settings, cli_args=None if argv is None else list(argv))

@@ -4,11 +4,11 @@ nothing of FastAPI; the routers call it."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
 
 from inference_server.engine.errors import QueueFullError
 from inference_server.engine.protocol import Engine
@@ -18,22 +18,7 @@ from inference_server.metrics import ServerMetrics
 from inference_server.settings import ServerSettings
 
 
-@dataclass(frozen=True)
-class SamplingOptions:
-    """Sampling as the APIs express it, before limits are applied."""
-
-    max_tokens: int | None = None
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    min_tokens: int = 0
-    ignore_eos: bool = False
-
-
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Completion:
     text: str
     token_ids: tuple[int, ...]
@@ -78,7 +63,7 @@ class CompletionService:
     def build_request(
         self,
         prompt_ids: Sequence[int],
-        options: SamplingOptions,
+        options: SamplingParams,
         *,
         adapter: str | None,
         max_tokens_param: str = "max_tokens",
@@ -117,16 +102,11 @@ class CompletionService:
             raise InvalidRequestError("top_p must be in (0, 1]", "top_p")
         if options.repetition_penalty <= 0:
             raise InvalidRequestError("repetition_penalty must be positive", "repetition_penalty")
-        sampling = SamplingParams(
+        sampling = dataclasses.replace(
+            options,
             max_tokens=max_tokens,
-            temperature=options.temperature,
             top_k=max(0, options.top_k),
-            top_p=options.top_p,
-            repetition_penalty=options.repetition_penalty,
-            seed=options.seed,
-            stop=options.stop,
             min_tokens=min(options.min_tokens, max_tokens),
-            ignore_eos=options.ignore_eos,
         )
         return GenerationRequest(
             request_id=uuid.uuid4().hex,

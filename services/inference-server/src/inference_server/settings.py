@@ -1,27 +1,37 @@
-"""Typed server settings, read from `KAITO_*` environment variables and command-line flags."""
+"""Typed server settings, read from `KAITO_*` environment variables and command-line flags
+(pydantic-settings' own CLI: kebab-case flags; `--help` lists defaults and variables)."""
 
 from __future__ import annotations
 
-import argparse
-import types
-import typing
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
+PROG = "python -m inference_server"
 AdapterMode = Literal["auto", "separate", "merged"]
 
 
 class ServerSettings(BaseSettings):
     """Everything the inference server can be told. Flags win over environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="KAITO_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="KAITO_",
+        extra="ignore",
+        frozen=True,
+        cli_prog_name=PROG,
+        cli_kebab_case=True,
+        cli_implicit_flags=True,  # booleans: --fast-decode / --no-fast-decode
+        cli_show_env_vars=True,
+    )
 
     model: Path = Field(Path("/workspace/weights"), description="Local model directory")
-    served_model_name: str = Field("", description="Model id clients use (default: dir name)")
+    served_model_name: str = Field(
+        "", description="Model id clients use (empty: the model dir's name)"
+    )
     host: str = Field("0.0.0.0", description="Listen address")
     port: int = Field(5000, description="Listen port")
     engine: Literal["auto", "transformers", "vllm"] = Field(
@@ -55,6 +65,15 @@ class ServerSettings(BaseSettings):
     adapter_mode: AdapterMode = Field("auto", description="separate model ids or merged")
     trust_remote_code: bool = Field(False, description="Allow model code from the model dir")
     local_files_only: bool = Field(True, description="Never reach a model hub")
+    kaito_config_file: Path | None = Field(
+        None,
+        description="Kaito's inference_config.yaml (/mnt/config); the vllm engine takes its "
+        "`vllm` section as engine arguments, the transformers engine ignores it",
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs one replica spans")
+    pipeline_parallel_size: int = Field(
+        1, ge=1, description="vllm: nodes one replica spans (Ray backend when more than 1)"
+    )
     log_level: str = Field("info", description="Log level")
 
     @property
@@ -62,28 +81,12 @@ class ServerSettings(BaseSettings):
         return self.served_model_name or self.model.name
 
 
-def _flag_type(annotation: Any) -> tuple[Any, dict[str, Any]]:
-    """argparse keyword arguments for a settings field's annotation."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _flag_type(inner[0])
-    if origin is Literal:
-        return str, {"choices": list(typing.get_args(annotation))}
-    if annotation is bool:
-        return None, {"action": argparse.BooleanOptionalAction}
-    return annotation, {}
-
-
 def parse_settings(argv: Sequence[str] | None = None) -> ServerSettings:
-    """Build settings from the environment, then apply any command-line flags given."""
-    parser = argparse.ArgumentParser(prog="inference-server", description=__doc__)
-    for name, info in ServerSettings.model_fields.items():
-        kind, extra = _flag_type(info.annotation)
-        if kind is not None:
-            extra["type"] = kind
-        parser.add_argument(
-            "--" + name.replace("_", "-"), dest=name, default=None, help=info.description, **extra
-        )
-    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    return ServerSettings(**given)
+    """Settings from the environment with the command-line flags (default: `sys.argv`) on top."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return CliApp.run(ServerSettings, cli_args=args)
+    except ValidationError as err:
+        # A usage error, as argparse reports one: exit status 2 with the reason.
+        print(f"{PROG}: invalid settings: {err}", file=sys.stderr)
+        raise SystemExit(2) from err

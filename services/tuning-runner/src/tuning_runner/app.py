@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-from collections.abc import Callable
 from pathlib import Path
 
+from tuning_runner.cli import (
+    Command,
+    FetchCommand,
+    PullCommand,
+    PushCommand,
+    TrainCommand,
+)
 from tuning_runner.errors import ConfigError, PullError, PushError, TuningFailure
 from tuning_runner.fetch.image import fetch_image
 from tuning_runner.fetch.urls import FetchOptions, fetch_urls
@@ -20,8 +24,8 @@ from tuning_runner.settings import RunnerSettings
 from tuning_runner.termination import write_termination_message
 
 
-def cmd_fetch(args: argparse.Namespace, settings: RunnerSettings) -> None:
-    dest = Path(args.dest) if args.dest else settings.data_dir
+def cmd_fetch(args: FetchCommand, settings: RunnerSettings) -> None:
+    dest = args.dest or settings.data_dir
     if args.image:
         ref = ImageReference.parse(args.image)
         with client_for(
@@ -47,7 +51,7 @@ def cmd_fetch(args: argparse.Namespace, settings: RunnerSettings) -> None:
     fetch_urls(urls, dest, opts)
 
 
-def cmd_train(args: argparse.Namespace, settings: RunnerSettings) -> None:
+def cmd_train(args: TrainCommand, settings: RunnerSettings) -> None:
     from tuning_runner.config.training_config import load_training_config
     from tuning_runner.train.runner import resolve_output_dir, run_training
 
@@ -64,7 +68,7 @@ def cmd_train(args: argparse.Namespace, settings: RunnerSettings) -> None:
         write_termination_message(settings.termination_log, reporter.progress.to_json())
 
 
-def cmd_push(args: argparse.Namespace, settings: RunnerSettings) -> None:
+def cmd_push(args: PushCommand, settings: RunnerSettings) -> None:
     from tuning_runner.train.outputs import is_complete
 
     source = Path(args.output_dir or settings.output_dir or settings.root / "results")
@@ -88,7 +92,7 @@ def cmd_push(args: argparse.Namespace, settings: RunnerSettings) -> None:
     log("Pushed adapter image", image=str(ref), digest=pushed.manifest_digest)
 
 
-def cmd_pull(args: argparse.Namespace, settings: RunnerSettings) -> None:
+def cmd_pull(args: PullCommand, settings: RunnerSettings) -> None:
     from tuning_runner.oci.image import pull_image
 
     try:
@@ -100,55 +104,56 @@ def cmd_pull(args: argparse.Namespace, settings: RunnerSettings) -> None:
             settings.registry_timeout_seconds,
             settings.ca_file,
         ) as client:
-            files = pull_image(client, ref, Path(args.dest))
+            files = pull_image(client, ref, args.dest)
     except (InvalidReferenceError, RegistryError, ImageFormatError) as err:
         raise PullError(f"pulling {args.image} into {args.dest} failed: {err}") from err
-    log("Pulled image", image=str(ref), dest=args.dest, files=",".join(files))
+    log("Pulled image", image=str(ref), dest=str(args.dest), files=",".join(files))
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, RunnerSettings], None]] = {
-    "fetch": cmd_fetch,
-    "train": cmd_train,
-    "push": cmd_push,
-    "pull": cmd_pull,
-}
-
-
-def apply_flags(args: argparse.Namespace, settings: RunnerSettings) -> RunnerSettings:
-    """Flags override environment settings."""
+def apply_flags(command: Command, settings: RunnerSettings) -> RunnerSettings:
+    """A subcommand's flags override the settings from the environment."""
     updates: dict[str, object] = {}
-    for flag, key in (
-        ("config", "config_path"),
-        ("data_dir", "data_dir"),
-        ("root", "root"),
-        ("termination_log", "termination_log"),
-        ("progress_file", "progress_file"),
-        ("metrics_port", "metrics_port"),
-        ("model_name", "model_name"),
-    ):
-        value = getattr(args, flag, None)
-        if value is not None:
-            updates[key] = (
-                Path(value) if key.endswith(("_path", "_dir", "_log", "_file", "root")) else value
-            )
-    if getattr(args, "output_dir", None) and args.command == "train":
-        updates["output_dir"] = Path(args.output_dir)
-    if getattr(args, "docker_config", None):
-        updates["docker_config"] = [Path(p) for p in args.docker_config]
-    if getattr(args, "plain_http", False):
-        updates["plain_http_registries"] = [
-            *settings.plain_http_registries,
-            ImageReference.parse(args.image).registry,
-        ]
-    if getattr(args, "allow_loopback", False):
+    if isinstance(command, TrainCommand):
+        for key, value in (
+            ("config_path", command.config),
+            ("data_dir", command.data_dir),
+            ("root", command.root),
+            ("output_dir", command.output_dir),
+            ("progress_file", command.progress_file),
+            ("metrics_port", command.metrics_port),
+        ):
+            if value is not None:
+                updates[key] = value
+    if isinstance(command, PushCommand) and command.model_name is not None:
+        updates["model_name"] = command.model_name
+    if isinstance(command, FetchCommand) and command.allow_loopback:
         updates["allow_loopback_urls"] = True
+    if not isinstance(command, TrainCommand):
+        if command.docker_config:
+            updates["docker_config"] = command.docker_config
+        if command.plain_http and command.image:
+            updates["plain_http_registries"] = [
+                *settings.plain_http_registries,
+                ImageReference.parse(command.image).registry,
+            ]
     return settings.model_copy(update=updates)
 
 
-def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
+def _dispatch(command: Command, settings: RunnerSettings) -> None:
+    if isinstance(command, FetchCommand):
+        cmd_fetch(command, settings)
+    elif isinstance(command, TrainCommand):
+        cmd_train(command, settings)
+    elif isinstance(command, PushCommand):
+        cmd_push(command, settings)
+    else:
+        cmd_pull(command, settings)
+
+
+def run(command: Command, settings: RunnerSettings) -> int:
     try:
-        settings = apply_flags(args, settings)
-        COMMANDS[args.command](args, settings)
+        settings = apply_flags(command, settings)
+        _dispatch(command, settings)
     except TuningFailure as err:
         _fail(settings, err.reason, err.message)
         return 1
@@ -164,7 +169,3 @@ def run(args: argparse.Namespace, settings: RunnerSettings) -> int:
 def _fail(settings: RunnerSettings, reason: str, message: str) -> None:
     log("Failed", reason=reason, message=message)
     write_termination_message(settings.termination_log, f"{reason}: {message}")
-
-
-def failure_json(reason: str, message: str) -> str:
-    return json.dumps({"reason": reason, "message": message})

@@ -1,38 +1,18 @@
-"""Training progress: Prometheus gauges and a small JSON file the controller reads.
+"""Training progress: published as Prometheus gauges and as a JSON file the controller reads.
 
-The JSON is replaced atomically (write to a temp file, rename), so a reader never sees half of it.
+The names and the document are the contract in `kaito_common.contracts.tuning_progress`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-PROGRESS_SCHEMA_VERSION = 1
+from kaito_common.contracts.tuning_progress import METRIC_HELP, Progress, write_progress_file
 
-
-@dataclass
-class Progress:
-    phase: str = "Starting"  # Starting, Training, Saving, Completed, Failed
-    step: int = 0
-    total_steps: int = 0
-    epoch: float = 0.0
-    loss: float | None = None
-    tokens_per_second: float | None = None
-    eta_seconds: float | None = None
-    tokens_seen: int = 0
-    started_at: float = field(default_factory=time.time)
-    updated_at: float = field(default_factory=time.time)
-    message: str = ""
-    schema_version: int = PROGRESS_SCHEMA_VERSION
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+__all__ = ["Progress", "ProgressReporter"]
 
 
 class ProgressReporter:
@@ -42,17 +22,11 @@ class ProgressReporter:
         self.path = path
         self.registry = registry or CollectorRegistry()
         self.progress = Progress()
-        self._step = Gauge("kaito_tuning_step", "Optimizer steps done", registry=self.registry)
-        self._total = Gauge(
-            "kaito_tuning_total_steps", "Optimizer steps planned", registry=self.registry
-        )
-        self._loss = Gauge("kaito_tuning_loss", "Latest training loss", registry=self.registry)
-        self._epoch = Gauge("kaito_tuning_epoch", "Epochs done", registry=self.registry)
-        self._tps = Gauge(
-            "kaito_tuning_tokens_per_second",
-            "Training tokens per second (non-padding)",
-            registry=self.registry,
-        )
+        self._gauges = {
+            name: Gauge(name, help_text, registry=self.registry)
+            for name, help_text in METRIC_HELP.items()
+        }
+        self._set_gauges()
 
     def serve(self, host: str, port: int) -> None:
         if port:
@@ -61,21 +35,11 @@ class ProgressReporter:
     def update(self, **changes: object) -> None:
         for key, value in changes.items():
             setattr(self.progress, key, value)
-        p = self.progress
-        p.updated_at = time.time()
-        self._step.set(p.step)
-        self._total.set(p.total_steps)
-        self._epoch.set(p.epoch)
-        if p.loss is not None:
-            self._loss.set(p.loss)
-        if p.tokens_per_second is not None:
-            self._tps.set(p.tokens_per_second)
-        self._write()
+        self.progress.updated_at = time.time()
+        self._set_gauges()
+        if self.path is not None:
+            write_progress_file(self.path, self.progress)
 
-    def _write(self) -> None:
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(self.progress.to_json())
-        os.replace(tmp, self.path)
+    def _set_gauges(self) -> None:
+        for name, value in self.progress.metric_values().items():
+            self._gauges[name].set(value)

@@ -5,19 +5,23 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
+from prometheus_client import CollectorRegistry
 
 from kaito_common.api import labels as L
+from kaito_common.contracts.kinds import NODECLAIM, WORKSPACE
+from kaito_common.controller import objects
 from kaito_common.controller.apply import apply
 from kaito_common.controller.client import KubeClient, is_not_found
 from kaito_common.controller.events import EventRecorder
 from kaito_common.controller.expectations import Expectations
-from kaito_common.controller.informer import WatchEvent
+from kaito_common.controller.informer import Informer, WatchEvent
 from kaito_common.controller.kinds import (
     CONFIG_MAP,
     CONTROLLER_REVISION,
@@ -27,21 +31,17 @@ from kaito_common.controller.kinds import (
     SERVICE,
     STATEFUL_SET,
     Kind,
-    Obj,
     ObjectKey,
 )
 from kaito_common.controller.manager import Manager, ManagerSettings
+from kaito_common.controller.objects import Obj
+from kaito_common.controller.store import StoreReader
 from kaito_common.presets import load_catalog
 from workspace_controller.caches import Caches
 from workspace_controller.inference.reconcile import InferenceOptions, InferenceReconciler
-from workspace_controller.kinds import (
-    FIELD_MANAGER,
-    NODECLAIM,
-    VALIDATING_WEBHOOK_CONFIGURATION,
-    WORKSPACE,
-)
+from workspace_controller.kinds import FIELD_MANAGER, VALIDATING_WEBHOOK_CONFIGURATION
+from workspace_controller.manifests.images import ImageSettings
 from workspace_controller.manifests.nodeclaim import NodeClassRef
-from workspace_controller.manifests.plan import ImageSettings
 from workspace_controller.metrics import CountingApiClient, WorkspaceCountCollector
 from workspace_controller.nodes.provisioner import NodeClaimCreator
 from workspace_controller.predicates import node_changed, workspace_changed, workspace_of_labels
@@ -87,6 +87,86 @@ def _worker_nodes(ws: Obj) -> list[str]:
     return [str(n) for n in (ws.get("status") or {}).get("workerNodes") or []]
 
 
+@dataclass(frozen=True)
+class _Watched:
+    """The informers the controller's watches need beside the caches."""
+
+    caches: Caches
+    workspaces: Informer
+    nodeclaims: Informer | None  # None when the NodeClaim API is not installed
+
+
+async def _watch(manager: Manager, release_namespace: str) -> _Watched:
+    """One informer per kind the reconciler reads; their stores are its caches."""
+    workspaces = manager.informer(WORKSPACE)
+    workspaces.add_indexer(BY_WORKER_NODE, _worker_nodes)
+    nodeclaims = None
+    if await api_installed(manager.client, NODECLAIM):
+        nodeclaims = manager.informer(NODECLAIM, label_selector=L.LABEL_WORKSPACE)
+    else:
+        log.warning("NodeClaim API (karpenter.sh/v1) not installed; NodeClaims cannot be created")
+
+    def store(kind: Kind, label: str) -> StoreReader:
+        return manager.informer(kind, label_selector=label).store
+
+    caches = Caches(
+        workspaces=workspaces.store,
+        nodes=manager.informer(NODE).store,
+        nodeclaims=nodeclaims.store if nodeclaims else None,
+        revisions=store(CONTROLLER_REVISION, L.LABEL_WORKSPACE_NAME),
+        services=store(SERVICE, L.LABEL_WORKSPACE),
+        deployments=store(DEPLOYMENT, L.LABEL_WORKSPACE),
+        statefulsets=store(STATEFUL_SET, L.LABEL_WORKSPACE),
+        jobs=store(JOB, L.LABEL_WORKSPACE),
+        configmaps=store(CONFIG_MAP, L.LABEL_WORKSPACE),
+        templates=manager.informer(CONFIG_MAP, namespace=release_namespace).store,
+    )
+    return _Watched(caches, workspaces, nodeclaims)
+
+
+def _register(
+    manager: Manager,
+    watched: _Watched,
+    creator: NodeClaimCreator,
+    reconciler: WorkspaceReconciler,
+    max_concurrent: int,
+) -> None:
+    """The workspace controller: its own kind, its children, nodes and NodeClaims."""
+    workspaces = watched.workspaces.store
+
+    def map_node(node: Obj) -> Iterable[ObjectKey]:
+        keys = {ObjectKey.of(ws) for ws in workspaces.by_index(BY_WORKER_NODE, objects.name(node))}
+        owner = workspace_of_labels(node)
+        if owner is not None:
+            keys.add(ObjectKey(*owner))
+        return keys
+
+    def map_claim(claim: Obj) -> Iterable[ObjectKey]:
+        owner = workspace_of_labels(claim)
+        return [ObjectKey(*owner)] if owner else []
+
+    builder = (
+        manager.controller("workspace")
+        .for_(WORKSPACE, predicates=[workspace_changed])
+        .owns(SERVICE, label_selector=L.LABEL_WORKSPACE)
+        .owns(CONTROLLER_REVISION, label_selector=L.LABEL_WORKSPACE_NAME)
+        .owns(DEPLOYMENT, label_selector=L.LABEL_WORKSPACE)
+        .owns(STATEFUL_SET, label_selector=L.LABEL_WORKSPACE)
+        .owns(JOB, label_selector=L.LABEL_WORKSPACE)
+        .owns(CONFIG_MAP, label_selector=L.LABEL_WORKSPACE)
+        .watches(NODE, map_node, predicates=[node_changed])
+    )
+    if watched.nodeclaims is not None:
+        builder = builder.watches(NODECLAIM, map_claim, label_selector=L.LABEL_WORKSPACE)
+
+        def observe(event: WatchEvent) -> None:
+            if event.type != "DELETED":
+                creator.observed(event.obj)
+
+        watched.nodeclaims.add_handler(observe)
+    builder.with_max_concurrent(max_concurrent).complete(reconciler.reconcile)
+
+
 class WorkspaceApp:
     """Builds everything from settings; `run()` serves until SIGTERM."""
 
@@ -95,7 +175,7 @@ class WorkspaceApp:
         self.webhook_port: int | None = None
         self._webhook_runner: web.AppRunner | None = None
 
-    async def build(self) -> Manager:
+    async def _manager(self) -> Manager:
         s = self.settings
         manager_settings = ManagerSettings(
             name=COMPONENT,
@@ -106,48 +186,68 @@ class WorkspaceApp:
             http_port=s.metrics_port,
         )
         cfg = await _client_configuration(s.kubeconfig)
-        from prometheus_client import CollectorRegistry
-
         registry = CollectorRegistry()
-        api = CountingApiClient(cfg, registry)
-        manager = Manager(manager_settings, api)
+        manager = Manager(manager_settings, CountingApiClient(cfg, registry))
         manager.metrics.registry.register(_Delegate(registry))
-        client = manager.client
-        catalog = load_catalog(include_test=s.enable_test_presets)
+        return manager
 
-        workspaces = manager.informer(WORKSPACE)
-        workspaces.add_indexer(BY_WORKER_NODE, _worker_nodes)
-        nodes = manager.informer(NODE)
-        revisions = manager.informer(CONTROLLER_REVISION, label_selector=L.LABEL_WORKSPACE_NAME)
-        services = manager.informer(SERVICE, label_selector=L.LABEL_WORKSPACE)
-        deployments = manager.informer(DEPLOYMENT, label_selector=L.LABEL_WORKSPACE)
-        statefulsets = manager.informer(STATEFUL_SET, label_selector=L.LABEL_WORKSPACE)
-        jobs = manager.informer(JOB, label_selector=L.LABEL_WORKSPACE)
-        configmaps = manager.informer(CONFIG_MAP, label_selector=L.LABEL_WORKSPACE)
-        templates = manager.informer(CONFIG_MAP, namespace=s.release_namespace)
-        claims_installed = await api_installed(client, NODECLAIM)
-        nodeclaims = (
-            manager.informer(NODECLAIM, label_selector=L.LABEL_WORKSPACE)
-            if claims_installed
-            else None
+    def _images(self) -> ImageSettings:
+        s = self.settings
+        return ImageSettings(
+            registry=s.preset_registry,
+            tag=s.preset_image_tag,
+            runner=s.tuning_runner_image,
+            server=s.inference_server_image,
+            server_vllm=s.vllm_server_image,
+            runner_access=s.runner_access,
         )
-        if not claims_installed:
-            log.warning(
-                "NodeClaim API (karpenter.sh/v1) not installed; NodeClaims cannot be created"
-            )
-        caches = Caches(
-            workspaces=workspaces.store,
-            nodes=nodes.store,
-            nodeclaims=nodeclaims.store if nodeclaims else None,
-            revisions=revisions.store,
-            services=services.store,
-            deployments=deployments.store,
-            statefulsets=statefulsets.store,
-            jobs=jobs.store,
-            configmaps=configmaps.store,
-            templates=templates.store,
+
+    def _tuning(
+        self, client: KubeClient, caches: Caches, events: EventRecorder
+    ) -> TuningReconciler:
+        s = self.settings
+        return TuningReconciler(
+            client,
+            caches,
+            events,
+            MetricsProgressSource(s.tuning_metrics_port, s.tuning_progress_timeout_s),
+            TuningOptions(
+                images=self._images(),
+                release_namespace=s.release_namespace,
+                metrics_port=s.tuning_metrics_port,
+                allow_loopback=s.allow_loopback_urls,
+                backoff_limit=s.tuning_backoff_limit,
+            ),
         )
-        manager.metrics.registry.register(WorkspaceCountCollector(workspaces.store))
+
+    def _reconciler(
+        self, client: KubeClient, caches: Caches, creator: NodeClaimCreator, events: EventRecorder
+    ) -> WorkspaceReconciler:
+        s = self.settings
+        inference_options = InferenceOptions(self._images(), s.release_namespace)
+        return WorkspaceReconciler(
+            client,
+            caches,
+            load_catalog(include_test=s.enable_test_presets),
+            creator,
+            InferenceReconciler(client, caches, events, inference_options),
+            self._tuning(client, caches, events),
+            events,
+            ReconcilerOptions(
+                byo=s.byo,
+                vllm_gate=s.vllm_gate,
+                nodes_requeue_s=s.nodes_requeue_s,
+                inference_requeue_s=s.inference_requeue_s,
+                tuning_requeue_s=s.tuning_requeue_s,
+            ),
+        )
+
+    async def build(self) -> Manager:
+        s = self.settings
+        manager = await self._manager()
+        client = manager.client
+        watched = await _watch(manager, s.release_namespace)
+        manager.metrics.registry.register(WorkspaceCountCollector(watched.workspaces.store))
         events = EventRecorder(client, COMPONENT)
         creator = NodeClaimCreator(
             client,
@@ -155,79 +255,8 @@ class WorkspaceApp:
             events,
             NodeClassRef(s.node_class_group, s.node_class_kind, s.node_class_name),
         )
-        images = ImageSettings(
-            registry=s.preset_registry,
-            tag=s.preset_image_tag,
-            runner=s.tuning_runner_image,
-            server=s.inference_server_image,
-            runner_access=s.runner_access,
-        )
-        inference = InferenceReconciler(
-            client, caches, events, InferenceOptions(images, s.release_namespace)
-        )
-        tuning = TuningReconciler(
-            client,
-            caches,
-            events,
-            MetricsProgressSource(s.tuning_metrics_port, s.tuning_progress_timeout_s),
-            TuningOptions(
-                images=images,
-                release_namespace=s.release_namespace,
-                metrics_port=s.tuning_metrics_port,
-                allow_loopback=s.allow_loopback_urls,
-                backoff_limit=s.tuning_backoff_limit,
-            ),
-        )
-        reconciler = WorkspaceReconciler(
-            client,
-            caches,
-            catalog,
-            creator,
-            inference,
-            tuning,
-            events,
-            ReconcilerOptions(
-                byo=s.byo,
-                default_runtime=s.default_runtime,
-                nodes_requeue_s=s.nodes_requeue_s,
-                inference_requeue_s=s.inference_requeue_s,
-                tuning_requeue_s=s.tuning_requeue_s,
-            ),
-        )
-
-        def map_node(node: Obj) -> Iterable[ObjectKey]:
-            keys = {
-                ObjectKey.of(ws) for ws in workspaces.store.by_index(BY_WORKER_NODE, _name(node))
-            }
-            owner = workspace_of_labels(node)
-            if owner is not None:
-                keys.add(ObjectKey(*owner))
-            return keys
-
-        def map_claim(claim: Obj) -> Iterable[ObjectKey]:
-            owner = workspace_of_labels(claim)
-            return [ObjectKey(*owner)] if owner else []
-
-        builder = (
-            manager.controller("workspace")
-            .for_(WORKSPACE, predicates=[workspace_changed])
-            .owns(SERVICE, label_selector=L.LABEL_WORKSPACE)
-            .owns(CONTROLLER_REVISION, label_selector=L.LABEL_WORKSPACE_NAME)
-            .owns(DEPLOYMENT, label_selector=L.LABEL_WORKSPACE)
-            .owns(STATEFUL_SET, label_selector=L.LABEL_WORKSPACE)
-            .owns(JOB, label_selector=L.LABEL_WORKSPACE)
-            .owns(CONFIG_MAP, label_selector=L.LABEL_WORKSPACE)
-            .watches(NODE, map_node, predicates=[node_changed])
-        )
-        if nodeclaims is not None:
-            builder = builder.watches(NODECLAIM, map_claim, label_selector=L.LABEL_WORKSPACE)
-
-            def observe(event: WatchEvent) -> None:
-                if event.type != "DELETED":
-                    creator.observed(event.obj)
-
-            nodeclaims.add_handler(observe)
-        builder.with_max_concurrent(s.max_concurrent_reconciles).complete(reconciler.reconcile)
+        reconciler = self._reconciler(client, watched.caches, creator, events)
+        _register(manager, watched, creator, reconciler, s.max_concurrent_reconciles)
         return manager
 
     async def start_webhook(self, client: KubeClient) -> None:
@@ -247,6 +276,7 @@ class WorkspaceApp:
             byo=s.byo,
             test_presets=s.enable_test_presets,
             url_policy=s.url_policy,
+            vllm_gate=s.vllm_gate,
         )
         # Reads for validation get a short timeout: the API server waits on this answer.
         reader = ApiConfigMapReader(KubeClient(client.api_client, request_timeout_s=2.0))
@@ -278,10 +308,6 @@ class WorkspaceApp:
         finally:
             if self._webhook_runner is not None:
                 await self._webhook_runner.cleanup()
-
-
-def _name(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("name") or "")
 
 
 class _Delegate:

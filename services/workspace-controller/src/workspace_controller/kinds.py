@@ -1,12 +1,11 @@
-"""The custom kinds this controller reads and writes."""
+"""This controller's own kind and field manager.
 
-from kaito_common.api import labels as L
-from kaito_common.api.nodeclaim import NODECLAIM_PLURAL, NODECLAIM_VERSION
-from kaito_common.api.workspace import WORKSPACE_PLURAL, WORKSPACE_STORAGE_VERSION
+Workspace and NodeClaim, which gpu-provisioner also addresses, are in
+`kaito_common.contracts.kinds`; the built-in kinds in `kaito_common.controller.kinds`.
+"""
+
 from kaito_common.controller.kinds import Kind
 
-WORKSPACE = Kind(L.KAITO_GROUP, WORKSPACE_STORAGE_VERSION, WORKSPACE_PLURAL, "Workspace")
-NODECLAIM = Kind(L.KARPENTER_GROUP, NODECLAIM_VERSION, NODECLAIM_PLURAL, "NodeClaim", False)
 VALIDATING_WEBHOOK_CONFIGURATION = Kind(
     "admissionregistration.k8s.io",
     "v1",

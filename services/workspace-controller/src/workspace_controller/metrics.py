@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from kaito_common.controller import objects
 from kaito_common.controller.store import StoreReader
 
 
@@ -40,7 +41,7 @@ class WorkspaceCountCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         phases: Tally[str] = Tally()
         for ws in self._workspaces.list():
-            if (ws.get("metadata") or {}).get("deletionTimestamp"):
+            if objects.is_deleting(ws):
                 phases["Deleting"] += 1
             else:
                 phases[str((ws.get("status") or {}).get("state") or "Pending")] += 1

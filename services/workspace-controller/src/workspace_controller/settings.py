@@ -1,29 +1,34 @@
 """Typed settings of the workspace controller, from `KAITO_WC_*` environment variables and flags.
 
-Flags win over the environment. Unknown feature gates are rejected at start, like Kaito does.
+Each setting is a kebab-case flag (`--node-provisioner=byo`, booleans as `--leader-election` /
+`--no-leader-election`) and an environment variable (`KAITO_WC_NODE_PROVISIONER`); flags win over
+the environment. `--help` lists both with their defaults. Unknown feature gates are rejected at
+start, like Kaito does.
 """
 
 from __future__ import annotations
 
-import argparse
-import types
-import typing
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
 from kaito_common.urlguard import URLPolicy
-from workspace_controller.manifests.plan import DEFAULT_RUNNER_IMAGE, DEFAULT_SERVER_IMAGE
+from workspace_controller.manifests.images import (
+    DEFAULT_RUNNER_IMAGE,
+    DEFAULT_SERVER_IMAGE,
+    vllm_variant,
+)
 from workspace_controller.manifests.runner_access import RunnerAccess
 
 NodeProvisionerMode = Literal["karpenter-nodeclaims", "byo"]
 
 # Feature gate name -> default. Kaito's gates that this controller understands.
 KNOWN_FEATURE_GATES: dict[str, bool] = {
-    # Default runtime of workspaces without a `kaito.sh/runtime` annotation: vllm when on.
-    "vLLM": False,
+    # vLLM serves presets that have a vLLM runtime and need GPUs (inference/runtime.py); off:
+    # transformers unless a workspace's `kaito.sh/runtime` annotation says vllm. On upstream too.
+    "vLLM": True,
     # Kaito's name for bring-your-own-nodes mode; same effect as --node-provisioner=byo.
     "disableNodeAutoProvisioning": False,
 }
@@ -56,9 +61,20 @@ def parse_feature_gates(text: str) -> dict[str, bool]:
 class ControllerSettings(BaseSettings):
     """Everything the workspace controller can be told."""
 
-    model_config = SettingsConfigDict(env_prefix="KAITO_WC_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="KAITO_WC_",
+        extra="ignore",
+        frozen=True,
+        cli_prog_name="workspace-controller",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,  # --flag / --no-flag for booleans
+        cli_hide_none_type=True,
+        cli_show_env_vars=True,
+    )
 
-    kubeconfig: str | None = Field(None, description="Kubeconfig file (default: in-cluster)")
+    kubeconfig: str | None = Field(
+        None, description="Kubeconfig file; unset: the in-cluster configuration"
+    )
     node_provisioner: NodeProvisionerMode = Field(
         "karpenter-nodeclaims", description="karpenter-nodeclaims, or byo (existing nodes only)"
     )
@@ -72,6 +88,11 @@ class ControllerSettings(BaseSettings):
     inference_server_image: str = Field(
         DEFAULT_SERVER_IMAGE,
         description="Inference server image: pods of presets whose weights come in a model image",
+    )
+    inference_server_vllm_image: str = Field(
+        "",
+        description="Inference server on vLLM: pods of model-image presets served by vLLM "
+        "(empty: the inference server image's repository with -vllm appended, same tag)",
     )
     tuning_runner_image: str = Field(
         DEFAULT_RUNNER_IMAGE,
@@ -172,32 +193,14 @@ class ControllerSettings(BaseSettings):
         return self.node_provisioner == "byo" or self.gates["disableNodeAutoProvisioning"]
 
     @property
-    def default_runtime(self) -> str:
-        return "vllm" if self.gates["vLLM"] else "transformers"
+    def vllm_gate(self) -> bool:
+        return self.gates["vLLM"]
 
-
-def _flag_kwargs(annotation: Any) -> dict[str, Any]:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _flag_kwargs(inner[0])
-    if origin is Literal:
-        return {"type": str, "choices": list(typing.get_args(annotation))}
-    if annotation is bool:
-        return {"action": argparse.BooleanOptionalAction}
-    return {"type": annotation}
+    @property
+    def vllm_server_image(self) -> str:
+        return self.inference_server_vllm_image or vllm_variant(self.inference_server_image)
 
 
 def parse_settings(argv: Sequence[str] | None = None) -> ControllerSettings:
-    """Settings from the environment, overridden by any command-line flags given."""
-    parser = argparse.ArgumentParser(prog="workspace-controller", description=__doc__)
-    for name, info in ControllerSettings.model_fields.items():
-        parser.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            default=None,
-            help=info.description,
-            **_flag_kwargs(info.annotation),
-        )
-    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    return ControllerSettings(**given)
+    """Settings from the environment, overridden by the flags in `argv` (default: sys.argv)."""
+    return CliApp.run(ControllerSettings, cli_args=None if argv is None else list(argv))

@@ -16,7 +16,7 @@ from wc_helpers.cluster import (
 )
 
 from kaito_common.controller.client import KubeClient
-from kaito_common.testing.controlplane import ControlPlane
+from kaito_testing.controlplane import ControlPlane
 
 CHART_FILES = REPO / "charts" / "kaito" / "charts" / "workspace-controller" / "files"
 TEMPLATE_FILES = {

@@ -25,8 +25,8 @@ from wc_helpers.waits import (
 from kaito_common.api.workspace import Workspace
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import DEPLOYMENT, NODE, POD, SERVICE, STATEFUL_SET
-from kaito_common.controller.testing import eventually
-from kaito_common.testing.controlplane import ControlPlane
+from kaito_testing.controllers import eventually
+from kaito_testing.controlplane import ControlPlane
 from workspace_controller.manifests.nodeclaim import NodeClassRef, nodeclaim_manifest
 
 pytestmark = pytest.mark.full

@@ -9,8 +9,8 @@ from wc_helpers.cluster import NODECLAIM, WORKSPACE, ControllerProcess, install_
 
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import CUSTOM_RESOURCE_DEFINITION
-from kaito_common.controller.testing import eventually
-from kaito_common.testing.controlplane import ControlPlane
+from kaito_testing.controllers import eventually
+from kaito_testing.controlplane import ControlPlane
 
 pytestmark = pytest.mark.full
 

@@ -4,8 +4,8 @@
   NodeClaim -> Node -> Job; the Job's pod spec is checked field by field; kwok runs the pod to
   completion; a new input URL replaces the Job under a new revision.
 - On a Node whose kubelet the test plays, the pod's status is written as a kubelet would: the
-  trainer running (its progress served by the runner's own reporter on the pod's loopback IP),
-  then ending with an exit code and a termination message.
+  trainer running (its progress gauges, named as the runner exports them, served on the pod's
+  loopback IP), then ending with an exit code and a termination message.
 """
 
 from __future__ import annotations
@@ -20,19 +20,19 @@ from typing import Any
 import pytest
 from prometheus_client import start_http_server
 from wc_helpers.cluster import REPO, WORKSPACE, ControllerProcess, fulfil_claim, now_rfc3339
+from wc_helpers.trainer import TrainerGauges
 from wc_helpers.waits import condition, printer_columns, wait_claims, wait_condition
 
 from kaito_common.api.workspace import Workspace
 from kaito_common.controller.apply import is_subset
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import CONFIG_MAP, JOB, NODE, POD
-from kaito_common.controller.testing import eventually
 from kaito_common.presets import default_catalog
-from kaito_common.testing.controlplane import ControlPlane
-from tuning_runner.progress import ProgressReporter
-from workspace_controller.manifests.job import job_pod_spec
-from workspace_controller.manifests.plan import ImageSettings
-from workspace_controller.manifests.tuning_plan import tuning_plan
+from kaito_testing.controllers import eventually
+from kaito_testing.controlplane import ControlPlane
+from workspace_controller.manifests.images import ImageSettings
+from workspace_controller.tuning.job import job_pod_spec
+from workspace_controller.tuning.plan import tuning_plan
 
 pytestmark = pytest.mark.full
 
@@ -282,7 +282,7 @@ async def start_training(kube: KubeClient, pod: Obj, started_s_ago: float) -> No
 
 
 @contextlib.contextmanager
-def serving(reporter: ProgressReporter, port: int) -> Iterator[None]:
+def serving(reporter: TrainerGauges, port: int) -> Iterator[None]:
     server, thread = start_http_server(port, addr="127.0.0.1", registry=reporter.registry)
     try:
         yield
@@ -306,7 +306,7 @@ async def test_progress_then_failure_with_the_trainers_message(
 ) -> None:
     name = "tune-fails"
     pod, node = await tuning_ws_with_kubelet(kube, name, namespace)
-    reporter = ProgressReporter(None)  # the runner's own gauges and exposition
+    reporter = TrainerGauges()  # the gauges the runner exports, by the contract's names
     reporter.update(phase="Training", step=3, total_steps=10, loss=1.5, epoch=0.3)
     with serving(reporter, controller.tuning_metrics_port):
         await start_training(kube, pod, started_s_ago=30)

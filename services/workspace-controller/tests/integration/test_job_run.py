@@ -24,16 +24,18 @@ from wc_helpers.podrun import LocalPod
 from kaito_common.api.workspace import Workspace
 from kaito_common.controller.meta import controller_reference
 from kaito_common.presets import default_catalog
-from kaito_common.testing.dataserver import DataServer
-from kaito_common.testing.gobuild import build_static
-from kaito_common.testing.model_image import COPIER_SOURCE
-from kaito_common.testing.registry import LocalRegistry, RegistryUnavailableError, free_port
-from kaito_common.testing.tiny_model import tiny_model_dir
-from workspace_controller.manifests.job import job_manifest
-from workspace_controller.manifests.plan import ImageSettings, inference_plan
-from workspace_controller.manifests.pod import pod_template
-from workspace_controller.manifests.tuning_plan import tuning_plan
+from kaito_testing.dataserver import DataServer
+from kaito_testing.gobuild import build_static
+from kaito_testing.model_image import COPIER_SOURCE
+from kaito_testing.ports import free_port
+from kaito_testing.registry import LocalRegistry, RegistryUnavailableError
+from kaito_testing.tiny_model import tiny_model_dir
+from workspace_controller.inference.plan import inference_plan
+from workspace_controller.inference.pod import pod_template
+from workspace_controller.manifests.images import ImageSettings
 from workspace_controller.tuning.config import output_dir_of
+from workspace_controller.tuning.job import job_manifest
+from workspace_controller.tuning.plan import tuning_plan
 from workspace_controller.tuning.progress import (
     MetricsProgressSource,
     TuningProgress,

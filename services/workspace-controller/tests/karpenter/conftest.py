@@ -18,18 +18,16 @@ import pytest
 import pytest_asyncio
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
+from swap_support import SKU, Provisioner
 from wc_helpers.cluster import CRDS, RELEASE_NAMESPACE, REPO, install_crds
 
 from kaito_common.controller.client import KubeClient
 from kaito_common.presets import default_catalog
-from kaito_common.testing import karpenter
-from kaito_common.testing.controlplane import ControlPlane, free_port
-from kaito_common.testing.testbin import ensure_testbin
-from kaito_common.testing.waiting import wait_for
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from swap_support import SKU, Provisioner
+from kaito_testing import karpenter
+from kaito_testing.controlplane import ControlPlane
+from kaito_testing.ports import free_port
+from kaito_testing.testbin import ensure_testbin
+from kaito_testing.waiting import wait_for
 
 INFERENCE_TEMPLATE = (
     REPO / "charts/kaito/charts/workspace-controller/files/inference-params-template.yaml"

@@ -20,23 +20,19 @@ import pytest
 from swap_support import SKU
 
 from kaito_common.presets import default_catalog
-from kaito_common.testing import karpenter
-from kaito_common.testing.controlplane import ControlPlane
-from kaito_common.testing.waiting import wait_for
-
-REPO = Path(__file__).resolve().parents[4]
-sys.path.insert(0, str(REPO / "hack" / "demo"))
-
-from kaito_local import (  # noqa: E402
+from kaito_testing import karpenter
+from kaito_testing.controlplane import ControlPlane
+from kaito_testing.kaito_local import (
     RELEASE,
     RELEASE_NAMESPACE,
     WC,
     Cluster,
-    free_port,
     helm_install,
     local_values,
     workspace_controller_process,
 )
+from kaito_testing.ports import free_port
+from kaito_testing.waiting import wait_for
 
 pytestmark = pytest.mark.full
 

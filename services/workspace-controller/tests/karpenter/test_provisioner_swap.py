@@ -21,8 +21,8 @@ from wc_helpers.cluster import NODECLAIM, WORKSPACE, ControllerProcess
 
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NODE, POD
-from kaito_common.controller.testing import eventually
-from kaito_common.testing.controlplane import ControlPlane
+from kaito_testing.controllers import eventually
+from kaito_testing.controlplane import ControlPlane
 
 pytestmark = pytest.mark.full
 

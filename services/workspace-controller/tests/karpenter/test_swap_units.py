@@ -6,7 +6,7 @@ from __future__ import annotations
 from swap_support import SKU, SKU_GPUS
 
 from kaito_common.presets import default_catalog
-from kaito_common.testing import karpenter
+from kaito_testing import karpenter
 from workspace_controller.nodes.assessment import NodeRequest, assess
 from workspace_controller.nodes.facts import gpu_capacity
 

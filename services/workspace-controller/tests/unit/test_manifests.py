@@ -11,24 +11,25 @@ from wc_helpers.workspaces import phi3
 from kaito_common.api.workspace import Workspace
 from kaito_common.controller.meta import controller_reference
 from kaito_common.presets import default_catalog
+from workspace_controller.inference.plan import inference_plan, render_params
+from workspace_controller.inference.service import headless_service_manifest, service_manifest
+from workspace_controller.inference.workload import (
+    deployment_manifest,
+    statefulset_manifest,
+    template_deployment_manifest,
+)
+from workspace_controller.manifests.images import ImageSettings
 from workspace_controller.manifests.nodeclaim import (
     NodeClassRef,
     nodeclaim_manifest,
     nodeclaim_name,
 )
-from workspace_controller.manifests.plan import ImageSettings, inference_plan, render_params
 from workspace_controller.manifests.revision import (
     controller_revision_manifest,
     revision_name,
     spec_hash,
 )
 from workspace_controller.manifests.runner_access import RunnerAccess
-from workspace_controller.manifests.service import headless_service_manifest, service_manifest
-from workspace_controller.manifests.workload import (
-    deployment_manifest,
-    statefulset_manifest,
-    template_deployment_manifest,
-)
 
 CATALOG = default_catalog(include_test=True)
 
@@ -113,7 +114,7 @@ def test_template_deployment_forces_label_affinity_and_tolerations() -> None:
     }
     obj["inference"] = {"template": template}
     ws = Workspace.model_validate(obj)
-    from workspace_controller.manifests.plan import node_affinity
+    from workspace_controller.manifests.placement import node_affinity
 
     manifest = template_deployment_manifest(
         "ws",

@@ -14,11 +14,11 @@ from wc_helpers.workspaces import phi3, tuning
 
 from kaito_common.controller.meta import controller_reference
 from kaito_common.presets import default_catalog
-from workspace_controller.manifests.job import job_pod_spec
+from workspace_controller.inference.pod import pod_template
+from workspace_controller.inference.workload import deployment_manifest
+from workspace_controller.manifests.images import ImageSettings
 from workspace_controller.manifests.model_weights import ModelWeights, resolve_weights
-from workspace_controller.manifests.plan import ImageSettings
-from workspace_controller.manifests.pod import pod_template
-from workspace_controller.manifests.workload import deployment_manifest
+from workspace_controller.tuning.job import job_pod_spec
 
 CATALOG = default_catalog(include_test=True)
 IMAGES = ImageSettings(

@@ -11,7 +11,17 @@ def test_flags_and_gates() -> None:
     s = parse_settings(
         ["--node-provisioner=byo", "--feature-gates=vLLM=true", "--enable-test-presets"]
     )
-    assert s.byo and s.default_runtime == "vllm" and s.enable_test_presets
+    assert s.byo and s.vllm_gate and s.enable_test_presets
+
+
+def test_vllm_gate_is_on_by_default_and_names_the_vllm_server_image() -> None:
+    default = parse_settings([])
+    assert default.vllm_gate
+    assert not parse_settings(["--feature-gates=vLLM=false"]).vllm_gate
+    s = parse_settings(["--inference-server-image=reg.io/kaito/inference-server:1.2"])
+    assert s.vllm_server_image == "reg.io/kaito/inference-server-vllm:1.2"
+    s = parse_settings(["--inference-server-vllm-image=other.io/vllm:3"])
+    assert s.vllm_server_image == "other.io/vllm:3"
 
 
 def test_unknown_gate_is_rejected() -> None:

@@ -14,11 +14,11 @@ from kaito_common.api.workspace import Workspace
 from kaito_common.controller.meta import controller_reference
 from kaito_common.presets import default_catalog
 from workspace_controller.manifests.configmap import tuning_params_copy
-from workspace_controller.manifests.job import job_manifest
-from workspace_controller.manifests.plan import ImageSettings
+from workspace_controller.manifests.images import ImageSettings
 from workspace_controller.manifests.runner_access import RunnerAccess
-from workspace_controller.manifests.tuning_plan import TuningPlan, tuning_plan
 from workspace_controller.tuning.config import TuningConfigError, output_dir_of
+from workspace_controller.tuning.job import job_manifest
+from workspace_controller.tuning.plan import TuningPlan, tuning_plan
 
 CATALOG = default_catalog(include_test=True)
 Obj = dict[str, Any]

@@ -9,16 +9,20 @@ from typing import Any
 from wc_helpers.workspaces import tuning
 
 from kaito_common.api.conditions import WorkspaceConditionType as C
+from kaito_common.contracts.tuning_progress import (
+    ETA_SECONDS_METRIC,
+    STEP_METRIC,
+    parse_progress_metrics,
+)
 from workspace_controller.status.compute import compute_status
 from workspace_controller.status.observations import Observations, Observed
-from workspace_controller.tuning.job_status import observe_job
 from workspace_controller.tuning.progress import (
     TuningProgress,
     eta_from_rate,
-    parse_metrics,
     progress_from_metrics,
     progress_from_termination,
 )
+from workspace_controller.tuning.status import observe_job
 
 Obj = dict[str, Any]
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -68,8 +72,8 @@ def waiting(name: str, reason: str, message: str = "") -> Obj:
 
 
 def test_metrics_parse_and_eta_from_rate() -> None:
-    samples = parse_metrics(METRICS)
-    assert samples["kaito_tuning_step"] == 12 and "python_info" not in samples
+    samples = parse_progress_metrics(METRICS)
+    assert samples[STEP_METRIC] == 12 and "python_info" not in samples
     progress = progress_from_metrics(samples, elapsed_s=60.0)
     assert progress.step == 12 and progress.total_steps == 30
     assert progress.eta_seconds == 90.0  # 5 s a step, 18 to go
@@ -83,7 +87,7 @@ def test_metrics_parse_and_eta_from_rate() -> None:
         "etaSeconds": 90,
         "tokensPerSecond": 5234.0,
     }
-    exported = progress_from_metrics({**samples, "kaito_tuning_eta_seconds": 7.0}, 60.0)
+    exported = progress_from_metrics({**samples, ETA_SECONDS_METRIC: 7.0}, 60.0)
     assert exported.eta_seconds == 7.0, "the runner's own ETA wins when it exports one"
     assert eta_from_rate(0, 30, 60.0) is None and eta_from_rate(3, 30, None) is None
 

@@ -7,13 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from wc_helpers.fakes import FakeConfigMapReader
 from wc_helpers.webhook_cases import CASES
 from wc_helpers.workspaces import phi3, tuning
 
 from kaito_common.presets import default_catalog
 from kaito_common.urlguard import URLPolicy
 from workspace_controller.settings import parse_settings
-from workspace_controller.webhook.configmaps import FakeConfigMapReader, check_config_maps
+from workspace_controller.webhook.configmaps import check_config_maps
 from workspace_controller.webhook.rules import RuleContext, validate_create, validate_update
 
 CTX = RuleContext(catalog=default_catalog(include_test=True))

@@ -14,8 +14,9 @@ from typing import Any
 
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NODE, Kind
-from kaito_common.testing.controlplane import ControlPlane, free_port
-from kaito_common.testing.kwok import node_manifest
+from kaito_testing.controlplane import ControlPlane
+from kaito_testing.kwok import node_manifest
+from kaito_testing.ports import free_port
 
 REPO = Path(__file__).resolve().parents[4]
 CRDS = REPO / "crds"

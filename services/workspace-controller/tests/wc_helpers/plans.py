@@ -6,8 +6,9 @@ from typing import Any
 
 from kaito_common.api.workspace import Workspace
 from kaito_common.presets import default_catalog
-from workspace_controller.manifests.plan import ImageSettings, InferencePlan, inference_plan
-from workspace_controller.manifests.tuning_plan import TuningPlan, tuning_plan
+from workspace_controller.inference.plan import InferencePlan, inference_plan
+from workspace_controller.manifests.images import ImageSettings
+from workspace_controller.tuning.plan import TuningPlan, tuning_plan
 
 CATALOG = default_catalog(include_test=True)
 

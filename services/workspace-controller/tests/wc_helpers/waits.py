@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kaito_common.controller.client import KubeClient
-from kaito_common.controller.testing import eventually
+from kaito_testing.controllers import eventually
 from wc_helpers.cluster import NODECLAIM, WORKSPACE
 
 Obj = dict[str, Any]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -26,7 +26,3 @@ class KubeModel(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         """Serialise the way Kubernetes expects: camelCase keys, ``None`` fields omitted."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls.model_validate(data)

@@ -13,6 +13,7 @@ KARPENTER_GROUP: Final = "karpenter.sh"
 # --- Workspace: labels stamped on children, NodeClaims and (through them) Nodes -----------------
 LABEL_WORKSPACE: Final = "kaito.sh/workspace"
 LABEL_WORKSPACE_NAMESPACE: Final = "kaito.sh/workspacenamespace"
+LABEL_RAGENGINE: Final = "kaito.sh/ragengine"  # set by Kaito's RAGEngine controller
 LABEL_MACHINE_TYPE: Final = "kaito.sh/machine-type"
 LABEL_CREATION_TIMESTAMP: Final = "kaito.sh/creation-timestamp"
 LABEL_WORKSPACE_NAME: Final = "workspace.kaito.io/name"  # on ControllerRevisions
@@ -24,7 +25,7 @@ RESERVED_SELECTOR_KEYS: Final = frozenset(
     {
         LABEL_WORKSPACE,
         LABEL_WORKSPACE_NAMESPACE,
-        "kaito.sh/ragengine",
+        LABEL_RAGENGINE,
         "kaito.sh/ragenginenamespace",
         "karpenter.kaito.sh/workspace-name",
         "karpenter.kaito.sh/workspace-namespace",

@@ -46,10 +46,6 @@ class LabelSelector(KubeModel):
     match_expressions: list[LabelSelectorRequirement] | None = None
 
 
-class LocalObjectReference(KubeModel):
-    name: str = ""
-
-
 # Schemaless Kubernetes structures we pass through untouched (a PodTemplateSpec, a VolumeSource).
 # The CRD generator marks them with x-kubernetes-preserve-unknown-fields.
 Schemaless = dict[str, Any]

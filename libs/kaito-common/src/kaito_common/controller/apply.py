@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kaito_common.controller.client import KubeClient
-from kaito_common.controller.kinds import Kind, Obj
+from kaito_common.controller.kinds import Kind
+from kaito_common.controller.objects import Obj
 
 
 def is_subset(desired: Any, live: Any) -> bool:

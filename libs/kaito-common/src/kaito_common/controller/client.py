@@ -16,7 +16,9 @@ import aiohttp
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from kaito_common.controller.kinds import Kind, Obj
+from kaito_common.controller import objects
+from kaito_common.controller.kinds import Kind
+from kaito_common.controller.objects import Obj
 
 PatchType = Literal["merge", "json", "strategic", "apply"]
 
@@ -122,7 +124,7 @@ class KubeClient:
                 return items
 
     async def create(self, kind: Kind, obj: Obj, namespace: str | None = None) -> Obj:
-        ns = namespace or (obj.get("metadata") or {}).get("namespace")
+        ns = namespace or objects.namespace(obj) or None
         body = {"apiVersion": kind.api_version, "kind": kind.kind, **obj}
         created: Obj = await self._call("POST", kind.collection_path(ns), body=body)
         return created

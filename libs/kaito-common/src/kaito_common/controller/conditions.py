@@ -52,7 +52,3 @@ def set_condition(
     else:
         out.append(new)
     return out
-
-
-def remove_condition(conditions: list[Condition] | None, type_: str) -> list[Condition]:
-    return [dict(c) for c in conditions or [] if c.get("type") != type_]

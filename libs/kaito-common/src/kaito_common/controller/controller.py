@@ -19,8 +19,9 @@ from typing import Protocol
 
 from kaito_common.controller.clock import Clock
 from kaito_common.controller.informer import Informer, WatchEvent
-from kaito_common.controller.kinds import Kind, Obj, ObjectKey
+from kaito_common.controller.kinds import Kind, ObjectKey
 from kaito_common.controller.metrics import ControllerMetrics
+from kaito_common.controller.objects import Obj
 from kaito_common.controller.predicates import Predicate
 from kaito_common.controller.workqueue import ShutDown, WorkQueue
 

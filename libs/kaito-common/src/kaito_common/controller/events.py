@@ -12,7 +12,8 @@ from collections import OrderedDict
 
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.clock import rfc3339, utc_now
-from kaito_common.controller.kinds import EVENT, Obj
+from kaito_common.controller.kinds import EVENT
+from kaito_common.controller.objects import Obj
 
 log = logging.getLogger(__name__)
 

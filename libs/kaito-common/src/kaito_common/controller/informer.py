@@ -17,9 +17,11 @@ from typing import Literal
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient, is_gone
-from kaito_common.controller.kinds import Kind, Obj, ObjectKey
+from kaito_common.controller.kinds import Kind, ObjectKey
 from kaito_common.controller.metrics import ControllerMetrics
+from kaito_common.controller.objects import Obj
 from kaito_common.controller.store import Store, StoreReader
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ def strip_managed_fields(obj: Obj) -> Obj:
 
 
 def _rv(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    return str(objects.meta(obj).get("resourceVersion") or "")
 
 
 class Informer:
@@ -90,10 +92,6 @@ class Informer:
                 obj = self._store.get(key)
                 if obj is not None:
                     handler(WatchEvent("ADDED", obj))
-
-    @property
-    def has_synced(self) -> bool:
-        return self._synced.is_set()
 
     async def wait_synced(self) -> None:
         await self._synced.wait()

@@ -7,10 +7,12 @@ plain JSON dicts. A `Kind` carries what is needed to build those paths.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-Obj = dict[str, Any]
-"""A Kubernetes object as decoded JSON. Objects handed out by the framework are plain dicts."""
+from kaito_common.controller import objects
+
+# Re-exported while callers move to `kaito_common.controller.objects`, where `Obj` is defined.
+from kaito_common.controller.objects import Obj as Obj
 
 
 class ObjectKey(NamedTuple):
@@ -24,8 +26,7 @@ class ObjectKey(NamedTuple):
 
     @classmethod
     def of(cls, obj: Obj) -> ObjectKey:
-        meta = obj.get("metadata") or {}
-        return cls(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        return cls(objects.namespace(obj), objects.name(obj))
 
 
 @dataclass(frozen=True)

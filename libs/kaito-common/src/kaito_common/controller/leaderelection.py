@@ -19,7 +19,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from kaito_common.controller.client import KubeClient, is_conflict, is_not_found
 from kaito_common.controller.clock import Clock, MonotonicClock, rfc3339_micro, utc_now
-from kaito_common.controller.kinds import LEASE, Obj
+from kaito_common.controller.kinds import LEASE
+from kaito_common.controller.objects import Obj
 
 log = logging.getLogger(__name__)
 

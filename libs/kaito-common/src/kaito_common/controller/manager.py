@@ -20,7 +20,6 @@ from typing import Any
 
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.config import new_client_from_config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
@@ -91,11 +90,6 @@ class Manager:
                 ),
                 self.clock,
             )
-
-    @classmethod
-    async def from_kubeconfig(cls, settings: ManagerSettings, kubeconfig: str | None) -> Manager:
-        api_client = await new_client_from_config(config_file=kubeconfig)
-        return cls(settings, api_client)
 
     # Wiring.
     def informer(
@@ -169,60 +163,69 @@ class Manager:
         elect_task: asyncio.Task[None] | None = None
         lost = False
         try:
-            synced: asyncio.Future[Any] = asyncio.gather(
-                *(i.wait_synced() for i in self._informers.values())
-            )
-            await asyncio.wait({stop_wait, synced}, return_when=asyncio.FIRST_COMPLETED)
-            if not synced.done():
-                synced.cancel()
+            if not await self._wait_synced(stop_wait):
                 return
-            self._ready = True
-            log.info(
-                "Caches synced manager=%s informers=%d", self.settings.name, len(informer_tasks)
-            )
             if self.elector is not None:
                 elect_task = asyncio.create_task(self.elector.run())
-                leading: asyncio.Task[Any] = asyncio.create_task(self.elector.leading.wait())
-                await asyncio.wait({stop_wait, leading}, return_when=asyncio.FIRST_COMPLETED)
-                leading.cancel()
-                if self._stop.is_set():
+                if not await self._wait_leading(self.elector, stop_wait):
                     return
-                self.metrics.leader.labels(self.settings.name).set(1)
             work = [asyncio.create_task(c.run()) for c in self._controllers]
             work += [asyncio.create_task(r()) for r in self._runnables]
-            waiters: set[asyncio.Future[Any]] = {stop_wait, *work}
-            if elect_task is not None:
-                waiters.add(elect_task)
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                err = task.exception() if task in work else None
-                if err is not None:
-                    raise err
-            lost = elect_task is not None and elect_task in done
+            lost = await self._wait_work(stop_wait, work, elect_task)
         finally:
             self._ready = False
-            for task in work:
-                task.cancel()
-            for task in work:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            if elect_task is not None:
-                elect_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await elect_task
-                await self.elector.release()  # type: ignore[union-attr]
+            await _cancel_and_wait(work, swallow_errors=True)
+            if elect_task is not None and self.elector is not None:
+                await _cancel_and_wait([elect_task], swallow_errors=True)
+                await self.elector.release()
                 self.metrics.leader.labels(self.settings.name).set(0)
             stop_wait.cancel()
-            for task in informer_tasks:
-                task.cancel()
-            for task in informer_tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _cancel_and_wait(informer_tasks)
             if runner is not None:
                 await runner.cleanup()
             log.info("Stopped manager=%s", self.settings.name)
         if lost:
             raise LeaderElectionLost(self.settings.name)
+
+    async def _wait_synced(self, stop_wait: asyncio.Task[Any]) -> bool:
+        """Wait for every informer's first list; False when stopped first."""
+        synced: asyncio.Future[Any] = asyncio.gather(
+            *(i.wait_synced() for i in self._informers.values())
+        )
+        await asyncio.wait({stop_wait, synced}, return_when=asyncio.FIRST_COMPLETED)
+        if not synced.done():
+            synced.cancel()
+            return False
+        self._ready = True
+        log.info("Caches synced manager=%s informers=%d", self.settings.name, len(self._informers))
+        return True
+
+    async def _wait_leading(self, elector: LeaderElector, stop_wait: asyncio.Task[Any]) -> bool:
+        """Wait until this replica holds the lease; False when stopped first."""
+        leading: asyncio.Task[Any] = asyncio.create_task(elector.leading.wait())
+        await asyncio.wait({stop_wait, leading}, return_when=asyncio.FIRST_COMPLETED)
+        leading.cancel()
+        if self._stop.is_set():
+            return False
+        self.metrics.leader.labels(self.settings.name).set(1)
+        return True
+
+    async def _wait_work(
+        self,
+        stop_wait: asyncio.Task[Any],
+        work: list[asyncio.Task[Any]],
+        elect_task: asyncio.Task[None] | None,
+    ) -> bool:
+        """Wait for a stop, a failed worker (raised) or the end of leadership (True: lost)."""
+        waiters: set[asyncio.Future[Any]] = {stop_wait, *work}
+        if elect_task is not None:
+            waiters.add(elect_task)
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            err = task.exception() if task in work else None
+            if err is not None:
+                raise err
+        return elect_task is not None and elect_task in done
 
     async def run_until_signal(self) -> None:
         """`run()` with SIGTERM/SIGINT triggering a graceful stop; closes the ApiClient."""
@@ -235,3 +238,15 @@ class Manager:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             await self.api_client.close()
+
+
+async def _cancel_and_wait(tasks: list[asyncio.Task[Any]], *, swallow_errors: bool = False) -> None:
+    """Cancel `tasks` and wait for them to end; their errors too are dropped when asked."""
+    ignored: tuple[type[BaseException], ...] = (asyncio.CancelledError,)
+    if swallow_errors:
+        ignored = (asyncio.CancelledError, Exception)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(*ignored):
+            await task

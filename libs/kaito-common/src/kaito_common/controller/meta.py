@@ -9,8 +9,10 @@ from typing import TypeVar
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient, is_conflict
-from kaito_common.controller.kinds import Kind, Obj
+from kaito_common.controller.kinds import Kind
+from kaito_common.controller.objects import Obj
 
 T = TypeVar("T")
 
@@ -39,12 +41,8 @@ def set_controller_reference(obj: Obj, owner: Obj) -> Obj:
     return obj
 
 
-def is_deleting(obj: Obj) -> bool:
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
-
-
 def has_finalizer(obj: Obj, finalizer: str) -> bool:
-    return finalizer in ((obj.get("metadata") or {}).get("finalizers") or [])
+    return finalizer in (objects.meta(obj).get("finalizers") or [])
 
 
 async def retry_on_conflict(

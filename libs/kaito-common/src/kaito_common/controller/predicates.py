@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from kaito_common.controller import objects
 from kaito_common.controller.informer import WatchEvent
-from kaito_common.controller.kinds import Obj
+from kaito_common.controller.objects import Obj
 
 Predicate = Callable[[WatchEvent], bool]
 
 
 def _generation(obj: Obj | None) -> object:
-    return ((obj or {}).get("metadata") or {}).get("generation")
+    return objects.meta(obj or {}).get("generation")
 
 
 def generation_changed(event: WatchEvent) -> bool:
@@ -22,7 +23,7 @@ def generation_changed(event: WatchEvent) -> bool:
 
 
 def _labels(obj: Obj | None) -> dict[str, str]:
-    return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
+    return objects.labels(obj or {})
 
 
 def labels_changed(event: WatchEvent) -> bool:

@@ -12,7 +12,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from kaito_common.controller.kinds import Obj, ObjectKey
+from kaito_common.controller import objects
+from kaito_common.controller.kinds import ObjectKey
+from kaito_common.controller.objects import Obj
 
 IndexFunc = Callable[[Obj], Iterable[str]]
 
@@ -22,16 +24,15 @@ BY_OWNER = "owner"  # values are owner uids
 
 
 def _namespace_index(obj: Obj) -> list[str]:
-    return [str((obj.get("metadata") or {}).get("namespace") or "")]
+    return [objects.namespace(obj)]
 
 
 def _label_index(obj: Obj) -> list[str]:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return [f"{k}={v}" for k, v in labels.items()]
+    return [f"{k}={v}" for k, v in objects.labels(obj).items()]
 
 
 def _owner_index(obj: Obj) -> list[str]:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    refs = objects.meta(obj).get("ownerReferences") or []
     return [str(ref.get("uid")) for ref in refs if ref.get("uid")]
 
 
@@ -157,4 +158,4 @@ class Store:
 
 
 def _rv(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+    return str(objects.meta(obj).get("resourceVersion", ""))

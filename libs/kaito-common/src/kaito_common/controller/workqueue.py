@@ -159,7 +159,3 @@ class WorkQueue(Generic[K]):
     def shutdown(self) -> None:
         self._shutdown = True
         self._changed.set()
-
-    @property
-    def is_shut_down(self) -> bool:
-        return self._shutdown

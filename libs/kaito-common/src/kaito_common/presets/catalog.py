@@ -37,9 +37,6 @@ class Catalog:
     def sku_names(self) -> list[str]:
         return sorted(sku.name for sku in self.skus.values())
 
-    def preset_names(self) -> list[str]:
-        return sorted(self.presets)
-
 
 def _read_yaml(text: str, origin: str) -> dict[str, Any]:
     try:

@@ -16,7 +16,8 @@ from kaito_common.api.labels import (
     LABEL_MACHINE_TYPE,
     LABEL_NODEPOOL,
 )
-from kaito_common.controller.kinds import Obj
+from kaito_common.controller import objects
+from kaito_common.controller.objects import Obj
 
 POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 # Dashes instead of colons so that the timestamp is a valid label value.
@@ -25,7 +26,7 @@ CREATION_TIMESTAMP_FORMAT = "%Y-%m-%dT%H-%M-%SZ"
 
 def os_sku(claim: Obj) -> str:
     """`AzureLinux` when the claim's image-family annotation says so (any case), else Ubuntu."""
-    family = claims.annotations_of(claim).get(ANNOTATION_NODE_IMAGE_FAMILY, "")
+    family = objects.annotations(claim).get(ANNOTATION_NODE_IMAGE_FAMILY, "")
     return "AzureLinux" if family.strip().lower() == "azurelinux" else "Ubuntu"
 
 
@@ -37,7 +38,7 @@ def format_taint(taint: Obj) -> str:
 
 def agent_pool_body(claim: Obj, now: dt.datetime | None = None) -> dict[str, Any]:
     """The `AgentPool` resource (ARM JSON) for one claim; InvalidClaimError when impossible."""
-    name = str(claims.meta(claim).get("name") or "")
+    name = str(objects.meta(claim).get("name") or "")
     if not POOL_NAME.match(name):
         raise InvalidClaimError(
             f"agentpool name({name}) is invalid, must match regex pattern: {POOL_NAME.pattern}",
@@ -53,10 +54,10 @@ def agent_pool_body(claim: Obj, now: dt.datetime | None = None) -> dict[str, Any
         raise InvalidClaimError(
             f"storage request of nodeclaim({name}) should be more than 0", code="NoStorage"
         )
-    created = claims.created_at(claim) or now or dt.datetime.now(dt.UTC)
+    created = objects.created_at(claim) or now or dt.datetime.now(dt.UTC)
     node_labels = {
         LABEL_NODEPOOL: KAITO_NODEPOOL,
-        **claims.labels(claim),
+        **objects.labels(claim),
         LABEL_MACHINE_TYPE: "gpu" if "Standard_N" in vm_size else "cpu",
         LABEL_CREATION_TIMESTAMP: created.astimezone(dt.UTC).strftime(CREATION_TIMESTAMP_FORMAT),
     }
@@ -96,7 +97,7 @@ def pool_instance(pool: dict[str, Any], provider_id: str = "", node: Obj | None 
     node_labels: dict[str, str] = dict(props.get("nodeLabels") or {})
     vm_size = str(props.get("vmSize") or "")
     node_status = (node or {}).get("status") or {}
-    zone = claims.labels(node).get("topology.kubernetes.io/zone", "") if node else ""
+    zone = objects.labels(node).get("topology.kubernetes.io/zone", "") if node else ""
     state = str(props.get("provisioningState") or "")
     return Instance(
         name=str(pool.get("name") or ""),

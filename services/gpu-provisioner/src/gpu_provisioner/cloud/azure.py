@@ -17,15 +17,16 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.containerservice.aio import ContainerServiceClient
 from azure.mgmt.containerservice.models import AgentPool
 
-from gpu_provisioner import claims
 from gpu_provisioner.cloud.agentpool import agent_pool_body, is_owned, pool_instance
 from gpu_provisioner.cloud.azure_errors import classify
 from gpu_provisioner.cloud.provider import CloudError, Instance
 from gpu_provisioner.metrics import ProvisionerMetrics
 from gpu_provisioner.settings import AzureSettings
 from kaito_common.api.labels import LABEL_AKS_AGENTPOOL, LABEL_AKS_AGENTPOOL_QUALIFIED
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient
-from kaito_common.controller.kinds import NODE, Obj
+from kaito_common.controller.kinds import NODE
+from kaito_common.controller.objects import Obj
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -95,7 +96,7 @@ class AzureCloud:
     # --- create ------------------------------------------------------------------------------
 
     async def create(self, claim: Obj) -> Instance:
-        name = str(claims.meta(claim).get("name"))
+        name = str(objects.meta(claim).get("name"))
         body = agent_pool_body(claim)
         pool = await self._get_pool(name)
         if pool is None or _state(pool) == "failed":

@@ -24,8 +24,10 @@ from kaito_common.api.labels import (
     RESOURCE_NVIDIA_GPU,
     TAINT_UNREGISTERED,
 )
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient, is_conflict
-from kaito_common.controller.kinds import NODE, Obj
+from kaito_common.controller.kinds import NODE
+from kaito_common.controller.objects import Obj
 from kaito_common.presets import Catalog, default_catalog
 
 PROVIDER_PREFIX = "kwok://"
@@ -38,13 +40,13 @@ log = logging.getLogger(__name__)
 
 def node_manifest(claim: Obj, catalog: Catalog, now: dt.datetime | None = None) -> Obj:
     """The Node standing in for the claim's machine. Pure."""
-    name = str(claims.meta(claim).get("name"))
+    name = str(objects.meta(claim).get("name"))
     size = claims.instance_type(claim)
     if not size:
         raise InvalidClaimError(
             "nodeClaim spec has no requirement for instance type", code="NoInstanceType"
         )
-    created = claims.created_at(claim) or now or dt.datetime.now(dt.UTC)
+    created = objects.created_at(claim) or now or dt.datetime.now(dt.UTC)
     capacity = {"cpu": NODE_CPU, "memory": NODE_MEMORY, "pods": NODE_PODS}
     storage = claims.requests(claim).get("storage")
     if storage:
@@ -54,7 +56,7 @@ def node_manifest(claim: Obj, catalog: Catalog, now: dt.datetime | None = None) 
         capacity[RESOURCE_NVIDIA_GPU] = str(sku.gpu_count)
     labels = {
         **claims.requirement_labels(claim),
-        **claims.labels(claim),
+        **objects.labels(claim),
         LABEL_INSTANCE_TYPE: size,
         "kubernetes.io/hostname": name,
         "kubernetes.io/arch": "amd64",
@@ -76,8 +78,8 @@ def node_manifest(claim: Obj, catalog: Catalog, now: dt.datetime | None = None) 
 
 
 def node_instance(node: Obj) -> Instance:
-    meta = claims.meta(node)
-    labels = claims.labels(node)
+    meta = objects.meta(node)
+    labels = objects.labels(node)
     status = node.get("status") or {}
     return Instance(
         name=str(meta.get("name")),
@@ -88,7 +90,7 @@ def node_instance(node: Obj) -> Instance:
         allocatable={k: str(v) for k, v in (status.get("allocatable") or {}).items()},
         labels=labels,
         created_at=parse_creation_timestamp(labels.get(LABEL_CREATION_TIMESTAMP)),
-        deleting=claims.is_deleting(node),
+        deleting=objects.is_deleting(node),
     )
 
 
@@ -126,7 +128,7 @@ class KwokCloud:
         node = await self._kube.get_or_none(NODE, name)
         if node is None or not _is_ours(node):
             return True
-        if not claims.is_deleting(node):
+        if not objects.is_deleting(node):
             await self._kube.delete(NODE, name)
             log.info("Deleted kwok node node=%s", name)
         # The Node lingers only for our finalizer, which termination removes next.

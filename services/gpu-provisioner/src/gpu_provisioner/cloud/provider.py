@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from kaito_common.controller.kinds import Obj
+from kaito_common.controller.objects import Obj
 
 
 @dataclass(frozen=True)

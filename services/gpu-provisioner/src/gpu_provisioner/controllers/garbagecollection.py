@@ -21,9 +21,12 @@ from gpu_provisioner.conditions import REGISTERED
 from gpu_provisioner.controllers.initialization import node_ready
 from gpu_provisioner.controllers.lifecycle import BY_PROVIDER_ID
 from kaito_common.api.labels import FINALIZER_TERMINATION
+from kaito_common.contracts.kinds import NODECLAIM
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient, is_not_found
-from kaito_common.controller.kinds import NODE, Obj, ObjectKey
+from kaito_common.controller.kinds import NODE, ObjectKey
 from kaito_common.controller.meta import remove_finalizer
+from kaito_common.controller.objects import Obj
 from kaito_common.controller.store import StoreReader
 
 log = logging.getLogger(__name__)
@@ -71,7 +74,7 @@ class GarbageCollector:
     async def collect_once(self) -> tuple[list[str], list[str]]:
         """One round; returns (instances deleted, claims deleted)."""
         instances = await self._cloud.list()
-        live_names = {str(claims.meta(c).get("name")) for c in self._claims.list()}
+        live_names = {str(objects.meta(c).get("name")) for c in self._claims.list()}
         now = dt.datetime.now(dt.UTC)
         leaked = [
             i
@@ -88,17 +91,17 @@ class GarbageCollector:
             c
             for c in self._claims.list()
             if claims.is_managed(c)
-            and not claims.is_deleting(c)
+            and not objects.is_deleting(c)
             and _registered(c)
-            and str(claims.meta(c).get("name")) not in instance_names
+            and str(objects.meta(c).get("name")) not in instance_names
             and not self._node_ready(c)
         ]
         removed: list[str] = []
         for claim in orphaned:
-            name = str(claims.meta(claim)["name"])
+            name = str(objects.meta(claim)["name"])
             # The cache may lag the cloud: confirm the instance is really gone.
             if await self._cloud.get(name) is None:
-                await self._kube.delete(claims.NODECLAIM, name)
+                await self._kube.delete(NODECLAIM, name)
                 log.info("Deleted nodeclaim whose instance is gone nodeclaim=%s", name)
                 removed.append(name)
         return deleted, removed
@@ -114,7 +117,7 @@ class GarbageCollector:
     async def _collect_instance(self, instance: Instance) -> str | None:
         async with self._slots:
             # The cache may lag: a claim created a moment ago must not lose its instance.
-            if await self._kube.get_or_none(claims.NODECLAIM, instance.name) is not None:
+            if await self._kube.get_or_none(NODECLAIM, instance.name) is not None:
                 return None
             log.info("Deleting leaked instance instance=%s", instance.name)
             await self._cloud.delete(instance.name)
@@ -136,7 +139,7 @@ class GarbageCollector:
             return instance.name
 
     async def _release_node(self, node: Obj) -> None:
-        name = str(claims.meta(node)["name"])
+        name = str(objects.meta(node)["name"])
         try:
             await self._kube.delete(NODE, name)
             await remove_finalizer(self._kube, NODE, node, FINALIZER_TERMINATION)

@@ -9,8 +9,10 @@ import logging
 from gpu_provisioner import claims
 from gpu_provisioner.conditions import INITIALIZED, ConditionSet
 from kaito_common.api.labels import LABEL_INITIALIZED, TAINT_UNREGISTERED
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient
-from kaito_common.controller.kinds import NODE, Obj
+from kaito_common.controller.kinds import NODE
+from kaito_common.controller.objects import Obj
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +58,10 @@ def uninitialized_reason(claim: Obj, node: Obj | None) -> tuple[str, str] | None
             )
     allocatable = (node.get("status") or {}).get("allocatable") or {}
     for resource, quantity in sorted(claims.requests(claim).items()):
-        if resource in IGNORED_RESOURCES or claims.parse_quantity(quantity) == 0:
+        if resource in IGNORED_RESOURCES or objects.parse_quantity(quantity) == 0:
             continue
         have = allocatable.get(resource)
-        if have is None or claims.parse_quantity(str(have)) == 0:
+        if have is None or objects.parse_quantity(str(have)) == 0:
             return (
                 "ResourceNotRegistered",
                 f'Resource "{resource}" was requested but not registered',
@@ -75,14 +77,14 @@ async def initialize(
         conditions.set_unknown(INITIALIZED, *blocked)
         return
     assert node is not None
-    node_meta = claims.meta(node)
-    if claims.labels(node).get(LABEL_INITIALIZED) != "true":
+    node_meta = objects.meta(node)
+    if objects.labels(node).get(LABEL_INITIALIZED) != "true":
         await kube.patch(
             NODE, str(node_meta["name"]), {"metadata": {"labels": {LABEL_INITIALIZED: "true"}}}
         )
         log.info(
             "Initialized node nodeclaim=%s node=%s",
-            claims.meta(claim).get("name"),
+            objects.meta(claim).get("name"),
             node_meta["name"],
         )
     conditions.set_true(INITIALIZED)

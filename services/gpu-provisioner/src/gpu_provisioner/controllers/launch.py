@@ -21,7 +21,9 @@ from gpu_provisioner.cloud.provider import CloudError, CloudProvider, Instance
 from gpu_provisioner.conditions import LAUNCHED, ConditionSet
 from gpu_provisioner.metrics import ProvisionerMetrics
 from kaito_common.api.labels import LABEL_INSTANCE_TYPE, LABEL_ZONE
-from kaito_common.controller.kinds import Obj, ObjectKey
+from kaito_common.controller import objects
+from kaito_common.controller.kinds import ObjectKey
+from kaito_common.controller.objects import Obj
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def launched_details(claim: Obj, instance: Instance) -> LaunchOutcome:
         labels[LABEL_INSTANCE_TYPE] = instance.instance_type
     if instance.zone:
         labels[LABEL_ZONE] = instance.zone
-    labels.update(claims.labels(claim))
+    labels.update(objects.labels(claim))
     status: Obj = {"providerID": instance.provider_id}
     if instance.image_id:
         status["imageID"] = instance.image_id
@@ -116,8 +118,8 @@ class Launcher:
         self, claim: Obj, conditions: ConditionSet
     ) -> tuple[LaunchOutcome | None, float | None]:
         """Advance the launch; returns (details to write once launched, seconds to requeue)."""
-        uid = str(claims.meta(claim).get("uid"))
-        name = str(claims.meta(claim).get("name"))
+        uid = str(objects.meta(claim).get("uid"))
+        name = str(objects.meta(claim).get("name"))
         if conditions.is_true(LAUNCHED):
             self.forget(uid)
             return None, None

@@ -15,10 +15,13 @@ from gpu_provisioner.controllers.launch import Launcher
 from gpu_provisioner.controllers.registration import register
 from gpu_provisioner.controllers.termination import terminate
 from kaito_common.api.labels import FINALIZER_TERMINATION
+from kaito_common.contracts.kinds import NODECLAIM
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.controller import Result
-from kaito_common.controller.kinds import Obj, ObjectKey
+from kaito_common.controller.kinds import ObjectKey
 from kaito_common.controller.meta import add_finalizer
+from kaito_common.controller.objects import Obj
 from kaito_common.controller.status import patch_status_if_changed
 from kaito_common.controller.store import StoreReader
 
@@ -62,10 +65,8 @@ class LifecycleReconciler:
             for pid in node_provider_ids(node)
             for c in self._claims.by_index(BY_PROVIDER_ID, pid)
         }
-        for ref in claims.meta(node).get("ownerReferences") or []:
-            if ref.get("kind") == "NodeClaim" and str(ref.get("apiVersion", "")).startswith(
-                "karpenter.sh/"
-            ):
+        for ref in objects.meta(node).get("ownerReferences") or []:
+            if NODECLAIM.matches(ref):
                 keys.add(ObjectKey("", str(ref.get("name"))))
         return sorted(keys)
 
@@ -73,7 +74,7 @@ class LifecycleReconciler:
         found: dict[str, Obj] = {}
         for pid in claim_provider_ids(claim):
             for node in self._nodes.by_index(BY_PROVIDER_ID, pid):
-                found[str(claims.meta(node)["name"])] = node
+                found[str(objects.meta(node)["name"])] = node
         node_name = (claim.get("status") or {}).get("nodeName")
         if node_name and node_name not in found:
             named = self._nodes.get(ObjectKey("", str(node_name)))
@@ -85,7 +86,7 @@ class LifecycleReconciler:
         claim = self._claims.get(key)
         if claim is None or not claims.is_managed(claim):
             return None
-        if claims.is_deleting(claim):
+        if objects.is_deleting(claim):
             return await terminate(
                 self._kube,
                 self._cloud,
@@ -94,59 +95,63 @@ class LifecycleReconciler:
                 self._nodes_of(claim),
                 self._poll_interval_s,
             )
-        claim = await add_finalizer(self._kube, claims.NODECLAIM, claim, FINALIZER_TERMINATION)
-        meta = claims.meta(claim)
+        claim = await add_finalizer(self._kube, NODECLAIM, claim, FINALIZER_TERMINATION)
         conditions = ConditionSet(
             (claim.get("status") or {}).get("conditions"),
-            generation=meta.get("generation"),
-            created=claims.created_at(claim),
+            generation=objects.meta(claim).get("generation"),
+            created=objects.created_at(claim),
         )
         status: Obj = {k: v for k, v in (claim.get("status") or {}).items()}
-        requeue: float | None = None
+        claim, requeue = await self._launch(claim, conditions, status)
+        if conditions.is_true(LAUNCHED) and not await self._join(claim, conditions, status):
+            return None
+        await self._write_status(claim, conditions, status)
+        return Result(requeue_after=requeue) if requeue is not None else None
 
-        outcome, wait = self._launcher.reconcile(claim, conditions)
-        requeue = wait
-        if outcome is not None:
-            new_labels = {
-                k: v for k, v in outcome.labels.items() if claims.labels(claim).get(k) != v
-            }
-            if new_labels:
-                claim = await self._kube.patch(
-                    claims.NODECLAIM,
-                    str(meta["name"]),
-                    {
-                        "metadata": {
-                            "labels": new_labels,
-                            "resourceVersion": meta["resourceVersion"],
-                        }
-                    },
-                )
-            status.update(outcome.status)
-            conditions.set_true(LAUNCHED)
+    async def _launch(
+        self, claim: Obj, conditions: ConditionSet, status: Obj
+    ) -> tuple[Obj, float | None]:
+        """Advance the launch; when it finished, label the claim and record the instance.
+        Returns the claim (patched when labelled) and when to look again."""
+        outcome, requeue = self._launcher.reconcile(claim, conditions)
+        if outcome is None:
+            return claim, requeue
+        meta = objects.meta(claim)
+        found = objects.labels(claim)
+        new_labels = {k: v for k, v in outcome.labels.items() if found.get(k) != v}
+        if new_labels:
+            body = {"metadata": {"labels": new_labels, "resourceVersion": meta["resourceVersion"]}}
+            claim = await self._kube.patch(NODECLAIM, str(meta["name"]), body)
+        status.update(outcome.status)
+        conditions.set_true(LAUNCHED)
+        return claim, requeue
 
-        if conditions.is_true(LAUNCHED):
-            nodes = self._nodes_of({**claim, "status": status})
-            deleting = [n for n in nodes if claims.is_deleting(n)]
-            if deleting:
-                # Someone deleted the Node: the claim goes with it (Karpenter's node termination).
-                log.info(
-                    "Deleting nodeclaim whose node is being deleted nodeclaim=%s", meta["name"]
-                )
-                await self._kube.delete(claims.NODECLAIM, str(meta["name"]))
-                return None
-            if not conditions.is_true(REGISTERED):
-                await register(self._kube, claim, nodes, conditions, status)
-            if conditions.is_true(REGISTERED) and not conditions.is_true(INITIALIZED):
-                node = self._nodes.get(ObjectKey("", str(status.get("nodeName"))))
-                await initialize(self._kube, claim, node, conditions)
+    async def _join(self, claim: Obj, conditions: ConditionSet, status: Obj) -> bool:
+        """Registration and initialization of a launched claim's Node. False when the Node is
+        being deleted, and the claim with it."""
+        nodes = self._nodes_of({**claim, "status": status})
+        if any(objects.is_deleting(n) for n in nodes):
+            # Someone deleted the Node: the claim goes with it (Karpenter's node termination).
+            name = objects.name(claim)
+            log.info("Deleting nodeclaim whose node is being deleted nodeclaim=%s", name)
+            await self._kube.delete(NODECLAIM, name)
+            return False
+        if not conditions.is_true(REGISTERED):
+            await register(self._kube, claim, nodes, conditions, status)
+        if conditions.is_true(REGISTERED) and not conditions.is_true(INITIALIZED):
+            node = self._nodes.get(ObjectKey("", str(status.get("nodeName"))))
+            await initialize(self._kube, claim, node, conditions)
+        return True
 
+    async def _write_status(self, claim: Obj, conditions: ConditionSet, status: Obj) -> None:
         status["conditions"] = conditions.conditions
         was_ready = ConditionSet(
             (claim.get("status") or {}).get("conditions"), generation=None, created=None
         ).is_true(READY)
-        written = await patch_status_if_changed(self._kube, claims.NODECLAIM, claim, status)
+        written = await patch_status_if_changed(self._kube, NODECLAIM, claim, status)
         if written is not None and conditions.is_true(READY) and not was_ready:
             log.info(
-                "NodeClaim is ready nodeclaim=%s node=%s", meta["name"], status.get("nodeName")
+                "NodeClaim is ready nodeclaim=%s node=%s",
+                objects.name(claim),
+                status.get("nodeName"),
             )
-        return Result(requeue_after=requeue) if requeue is not None else None

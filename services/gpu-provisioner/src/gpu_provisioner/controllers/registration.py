@@ -14,8 +14,11 @@ import logging
 from gpu_provisioner import claims
 from gpu_provisioner.conditions import REGISTERED, ConditionSet
 from kaito_common.api.labels import FINALIZER_TERMINATION, LABEL_REGISTERED, TAINT_UNREGISTERED
+from kaito_common.contracts.kinds import NODECLAIM
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient
-from kaito_common.controller.kinds import NODE, Obj
+from kaito_common.controller.kinds import NODE
+from kaito_common.controller.objects import Obj
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +28,10 @@ MULTIPLE_NODES = "MultipleNodesFound"
 
 
 def owner_reference(claim: Obj) -> Obj:
-    meta = claims.meta(claim)
+    meta = objects.meta(claim)
     return {
-        "apiVersion": "karpenter.sh/v1",
-        "kind": "NodeClaim",
+        "apiVersion": NODECLAIM.api_version,
+        "kind": NODECLAIM.kind,
         "name": meta["name"],
         "uid": meta["uid"],
         "blockOwnerDeletion": True,
@@ -37,9 +40,9 @@ def owner_reference(claim: Obj) -> Obj:
 
 def registered_node_metadata(claim: Obj, node: Obj) -> tuple[Obj, list[Obj]]:
     """The Node's metadata and taints after registration. Pure."""
-    meta = claims.meta(node)
-    labels = {**claims.labels(node), **claims.labels(claim), LABEL_REGISTERED: "true"}
-    annotations = {**claims.annotations_of(node), **claims.annotations_of(claim)}
+    meta = objects.meta(node)
+    labels = {**objects.labels(node), **objects.labels(claim), LABEL_REGISTERED: "true"}
+    annotations = {**objects.annotations(node), **objects.annotations(claim)}
     finalizers = list(meta.get("finalizers") or [])
     if FINALIZER_TERMINATION not in finalizers:
         finalizers.append(FINALIZER_TERMINATION)
@@ -69,18 +72,18 @@ async def register(
     kube: KubeClient, claim: Obj, nodes: list[Obj], conditions: ConditionSet, status: Obj
 ) -> None:
     """`nodes`: the Nodes whose providerID equals the claim's. Updates `conditions`/`status`."""
-    name = claims.meta(claim).get("name")
+    name = objects.meta(claim).get("name")
     if not nodes:
         conditions.set_unknown(REGISTERED, NODE_NOT_FOUND, NODE_NOT_FOUND_MESSAGE)
         return
     if len(nodes) > 1:
-        names = ", ".join(sorted(str(claims.meta(n).get("name")) for n in nodes))
+        names = ", ".join(sorted(str(objects.meta(n).get("name")) for n in nodes))
         conditions.set_false(
             REGISTERED, MULTIPLE_NODES, f"invariant violated, matched multiple nodes {names}"
         )
         return
     node = nodes[0]
-    node_meta = claims.meta(node)
+    node_meta = objects.meta(node)
     new_meta, taints = registered_node_metadata(claim, node)
     current = {
         k: node_meta.get(k) or ({} if k in ("labels", "annotations") else []) for k in new_meta

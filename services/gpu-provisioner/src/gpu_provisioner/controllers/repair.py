@@ -7,20 +7,21 @@ import datetime as dt
 import logging
 
 from gpu_provisioner import claims
+from kaito_common.contracts.kinds import NODECLAIM
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.clock import parse_time
 from kaito_common.controller.controller import Result
-from kaito_common.controller.kinds import Obj, ObjectKey
+from kaito_common.controller.kinds import ObjectKey
+from kaito_common.controller.objects import Obj
 from kaito_common.controller.store import StoreReader
 
 log = logging.getLogger(__name__)
 
 
 def owning_claim(node: Obj) -> str | None:
-    for ref in claims.meta(node).get("ownerReferences") or []:
-        if ref.get("kind") == "NodeClaim" and str(ref.get("apiVersion", "")).startswith(
-            "karpenter.sh/"
-        ):
+    for ref in objects.meta(node).get("ownerReferences") or []:
+        if NODECLAIM.matches(ref):
             return str(ref.get("name"))
     return None
 
@@ -52,13 +53,13 @@ class NodeRepair:
 
     async def reconcile(self, key: ObjectKey) -> Result | None:
         node = self._nodes.get(key)
-        if node is None or claims.is_deleting(node):
+        if node is None or objects.is_deleting(node):
             return None
         claim_name = owning_claim(node)
         if claim_name is None:
             return None
         claim = self._claims.get(ObjectKey("", claim_name))
-        if claim is None or claims.is_deleting(claim) or not claims.is_managed(claim):
+        if claim is None or objects.is_deleting(claim) or not claims.is_managed(claim):
             return None
         since = unhealthy_since(node)
         if since is None:
@@ -72,5 +73,5 @@ class NodeRepair:
             key.name,
             unhealthy_s,
         )
-        await self._kube.delete(claims.NODECLAIM, claim_name)
+        await self._kube.delete(NODECLAIM, claim_name)
         return None

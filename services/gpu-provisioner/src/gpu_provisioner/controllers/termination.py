@@ -21,10 +21,13 @@ from gpu_provisioner import claims
 from gpu_provisioner.cloud.provider import CloudProvider
 from gpu_provisioner.controllers.launch import Launcher
 from kaito_common.api.labels import FINALIZER_TERMINATION, TAINT_DISRUPTED
+from kaito_common.contracts.kinds import NODECLAIM
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient, is_not_found, status_of
 from kaito_common.controller.controller import Result
-from kaito_common.controller.kinds import NODE, Obj
+from kaito_common.controller.kinds import NODE
 from kaito_common.controller.meta import remove_finalizer
+from kaito_common.controller.objects import Obj
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +38,9 @@ def evictable(pod: Obj) -> bool:
     """Pods a drain must move: not finished, not a DaemonSet's, not a static mirror pod."""
     if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         return False
-    if MIRROR_ANNOTATION in claims.annotations_of(pod):
+    if MIRROR_ANNOTATION in objects.annotations(pod):
         return False
-    refs = claims.meta(pod).get("ownerReferences") or []
+    refs = objects.meta(pod).get("ownerReferences") or []
     return not any(r.get("kind") == "DaemonSet" for r in refs)
 
 
@@ -57,7 +60,7 @@ async def pods_on_node(kube: KubeClient, node_name: str) -> list[Obj]:
 
 async def evict(kube: KubeClient, pod: Obj) -> bool:
     """Ask to evict; False when a PodDisruptionBudget refuses it for now."""
-    meta = claims.meta(pod)
+    meta = objects.meta(pod)
     body = {
         "apiVersion": "policy/v1",
         "kind": "Eviction",
@@ -85,7 +88,7 @@ async def evict(kube: KubeClient, pod: Obj) -> bool:
 
 async def drain(kube: KubeClient, node: Obj) -> int:
     """Taint the node and evict what runs on it; returns how many pods are still there."""
-    meta = claims.meta(node)
+    meta = objects.meta(node)
     name = str(meta["name"])
     taints = list((node.get("spec") or {}).get("taints") or [])
     if not any(claims.taint_key(t) == (TAINT_DISRUPTED, "NoSchedule") for t in taints):
@@ -101,9 +104,9 @@ async def drain(kube: KubeClient, node: Obj) -> int:
         if not evictable(pod):
             continue
         remaining += 1
-        if claims.is_deleting(pod):
+        if objects.is_deleting(pod):
             continue
-        pod_meta = claims.meta(pod)
+        pod_meta = objects.meta(pod)
         if await evict(kube, pod):
             log.info("Evicted pod node=%s pod=%s/%s", name, pod_meta["namespace"], pod_meta["name"])
         else:
@@ -124,7 +127,7 @@ async def terminate(
     nodes: list[Obj],
     poll_interval_s: float,
 ) -> Result | None:
-    meta = claims.meta(claim)
+    meta = objects.meta(claim)
     name = str(meta["name"])
     launcher.forget(str(meta.get("uid")))
     if FINALIZER_TERMINATION not in (meta.get("finalizers") or []):
@@ -139,8 +142,8 @@ async def terminate(
         log.info("Waiting for the instance to be deleted nodeclaim=%s", name)
         return Result(requeue_after=poll_interval_s)
     for node in nodes:
-        node_name = str(claims.meta(node)["name"])
-        if not claims.is_deleting(node):
+        node_name = str(objects.meta(node)["name"])
+        if not objects.is_deleting(node):
             await kube.delete(NODE, node_name)
         try:
             await remove_finalizer(kube, NODE, node, FINALIZER_TERMINATION)
@@ -148,6 +151,6 @@ async def terminate(
             if not is_not_found(err):
                 raise
         log.info("Removed node nodeclaim=%s node=%s", name, node_name)
-    await remove_finalizer(kube, claims.NODECLAIM, claim, FINALIZER_TERMINATION)
+    await remove_finalizer(kube, NODECLAIM, claim, FINALIZER_TERMINATION)
     log.info("Terminated nodeclaim=%s", name)
     return None

@@ -7,13 +7,14 @@ from fastapi.responses import JSONResponse
 
 from inference_server.api.disconnect import ClientDisconnectedError, run_until_disconnect
 from inference_server.api.kaito_schemas import GenerateKwargs, UnifiedRequest
+from inference_server.engine.types import SamplingParams
 from inference_server.errors import InvalidRequestError
-from inference_server.serving import CompletionService, SamplingOptions
+from inference_server.serving import CompletionService
 
 router = APIRouter()
 
 
-def _options(kw: GenerateKwargs, prompt_tokens: int) -> SamplingOptions:
+def _options(kw: GenerateKwargs, prompt_tokens: int) -> SamplingParams:
     if kw.num_beams != 1:
         raise InvalidRequestError("num_beams > 1 is not supported", "generate_kwargs.num_beams")
     if kw.max_new_tokens is not None:
@@ -29,7 +30,7 @@ def _options(kw: GenerateKwargs, prompt_tokens: int) -> SamplingOptions:
             )
     min_tokens = max(kw.min_new_tokens or 0, kw.min_length - prompt_tokens, 0)
     stop = (kw.stop,) if isinstance(kw.stop, str) else tuple(kw.stop or ())
-    return SamplingOptions(
+    return SamplingParams(
         max_tokens=max_tokens,
         temperature=kw.temperature if kw.do_sample else 0.0,
         top_k=kw.top_k,

@@ -18,9 +18,9 @@ from inference_server.api.openai_schemas import (
     CompletionRequest,
     SamplingFields,
 )
-from inference_server.engine.types import GenerationOutput
+from inference_server.engine.types import GenerationOutput, SamplingParams
 from inference_server.errors import InvalidRequestError
-from inference_server.serving import Completion, CompletionService, SamplingOptions
+from inference_server.serving import Completion, CompletionService
 
 router = APIRouter()
 
@@ -30,10 +30,10 @@ def _service(request: Request) -> CompletionService:
     return service
 
 
-def _options(body: SamplingFields, max_tokens: int | None) -> SamplingOptions:
+def _options(body: SamplingFields, max_tokens: int | None) -> SamplingParams:
     if body.n != 1:
         raise InvalidRequestError("only n=1 is supported", "n")
-    return SamplingOptions(
+    return SamplingParams(
         max_tokens=max_tokens,
         temperature=1.0 if body.temperature is None else body.temperature,
         top_k=body.top_k or 0,

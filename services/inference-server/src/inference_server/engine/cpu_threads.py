@@ -54,21 +54,6 @@ class ProcCpuSource:
         return CpuSample(time.monotonic(), busy, t.user + t.system)
 
 
-class FakeCpuSource:
-    """Reports that other processes keep `others_cores` cores busy (for tests)."""
-
-    def __init__(self, others_cores: float = 0.0) -> None:
-        self.others_cores = others_cores
-        self._wall = 0.0
-        self._busy = 0.0
-
-    def sample(self) -> CpuSample | None:
-        """One second later than the previous sample."""
-        self._wall += 1.0
-        self._busy += self.others_cores
-        return CpuSample(self._wall, self._busy, 0.0)
-
-
 class ThreadGovernor:
     """Calls `apply(n)` with the threads to use whenever that number changes."""
 
@@ -125,10 +110,3 @@ class ThreadGovernor:
             self.threads = wanted
             self._apply(wanted)
         return self.threads
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1

@@ -11,9 +11,13 @@ FinishReason = Literal["stop", "length", "abort"]
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Per-request decoding controls; `temperature == 0` (`do_sample=False` upstream) is greedy."""
+    """Per-request decoding controls; `temperature == 0` (`do_sample=False` upstream) is greedy.
 
-    max_tokens: int
+    The APIs build one from a request body; `max_tokens` None (the body set none) means the
+    server's default, which the serving layer fills in before an engine sees the request (an
+    engine reads None as "until the context is full", as vLLM does)."""
+
+    max_tokens: int | None = None
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0

@@ -29,10 +29,6 @@ class PackedRow:
     def tokens(self) -> int:
         return len(self.input_ids)
 
-    @property
-    def label_tokens(self) -> int:
-        return sum(1 for label in self.labels if label != IGNORE_INDEX)
-
     def as_dict(self) -> dict[str, list[int]]:
         return {
             "input_ids": self.input_ids,

@@ -174,11 +174,6 @@ class HttpRegistryClient:
 
     # -- API ----------------------------------------------------------------------------------
 
-    def ping(self) -> None:
-        resp = self._request("GET", f"{self.base}/v2/", "registry:catalog:*")
-        if resp.status_code not in (200, 401):
-            raise self._fail(f"GET {self.base}/v2/", resp)
-
     def blob_exists(self, repository: str, digest: str) -> bool:
         scope = f"repository:{repository}:pull,push"
         resp = self._request("HEAD", f"{self.base}/v2/{repository}/blobs/{digest}", scope)

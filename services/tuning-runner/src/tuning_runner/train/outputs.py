@@ -7,6 +7,9 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from tuning_runner.errors import TrainingError
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 COMPLETION_MARKER = "fine_tuning_completed.txt"
@@ -52,3 +55,15 @@ def staging_dir(output_dir: Path) -> Path:
 
 def remove_staging(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def save_adapter(model: Any, output_dir: Path) -> list[Path]:
+    """Save the trained adapter into a staging folder, then publish it (marker last)."""
+    staging = staging_dir(output_dir)
+    try:
+        model.save_pretrained(str(staging))
+        return publish_adapter(staging, output_dir)
+    except OSError as err:
+        raise TrainingError(f"writing the adapter to {output_dir} failed: {err}") from err
+    finally:
+        remove_staging(staging)

@@ -18,25 +18,28 @@ from kaito_common.controller.kinds import (
     SERVICE,
     STATEFUL_SET,
     Kind,
-    Obj,
     ObjectKey,
 )
+from kaito_common.controller.objects import Obj
 from kaito_common.presets import GPUSku, Preset
 from workspace_controller.caches import Caches
-from workspace_controller.inference.readiness import classify_pods, workload_readiness
+from workspace_controller.inference.plan import inference_plan
+from workspace_controller.inference.readiness import workload_readiness
+from workspace_controller.inference.service import headless_service_manifest, service_manifest
+from workspace_controller.inference.workload import (
+    deployment_manifest,
+    statefulset_manifest,
+    template_deployment_manifest,
+)
 from workspace_controller.kinds import FIELD_MANAGER
 from workspace_controller.manifests.configmap import (
     DEFAULT_INFERENCE_TEMPLATE,
     inference_params_copy,
 )
-from workspace_controller.manifests.plan import ImageSettings, inference_plan, node_affinity
-from workspace_controller.manifests.service import headless_service_manifest, service_manifest
-from workspace_controller.manifests.workload import (
-    deployment_manifest,
-    statefulset_manifest,
-    template_deployment_manifest,
-)
+from workspace_controller.manifests.images import ImageSettings
+from workspace_controller.manifests.placement import node_affinity
 from workspace_controller.status.observations import Observations, Observed
+from workspace_controller.status.pods import classify_pods
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,17 @@ log = logging.getLogger(__name__)
 class InferenceOptions:
     images: ImageSettings
     release_namespace: str
+
+
+@dataclass(frozen=True)
+class WorkloadInputs:
+    """What the workspace reconciler resolved for this pass."""
+
+    preset: Preset | None  # None: the user's own pod template
+    sku: GPUSku | None
+    runtime: str
+    revision: int
+    provisioned: bool  # the controller made the nodes (pin the pods to them)
 
 
 class InferenceReconciler:
@@ -78,24 +92,8 @@ class InferenceReconciler:
         await self._apply(CONFIG_MAP, manifest, live)
         return str(manifest["metadata"]["name"])
 
-    async def reconcile(
-        self,
-        ws: Workspace,
-        ws_obj: Obj,
-        owner: Obj,
-        *,
-        preset: Preset | None,
-        sku: GPUSku | None,
-        runtime: str,
-        revision: int,
-        provisioned: bool,
-        obs: Observations,
-    ) -> bool:
-        """Apply the children and observe readiness; True when everything is rolled out."""
-        assert ws.inference is not None
+    async def _services(self, ws: Workspace, owner: Obj, multi_node: bool) -> None:
         name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
-        multi_node = preset is not None and preset.multi_node
-        config_map = await self._config_map(ws, owner)
         load_balancer = (ws.metadata.annotations or {}).get(L.ANNOTATION_ENABLE_LB) == "True"
         service = service_manifest(
             name, namespace, owner, load_balancer=load_balancer, stateful=multi_node
@@ -106,32 +104,41 @@ class InferenceReconciler:
             live = self._caches.services.get(ObjectKey(namespace, headless["metadata"]["name"]))
             await self._apply(SERVICE, headless, live)
 
-        if preset is not None:
-            plan = inference_plan(
-                ws,
-                preset,
-                sku,
-                runtime=runtime,
-                revision=str(revision),
-                images=self._options.images,
-                config_map=config_map,
-                provisioned=provisioned,
-            )
-            if multi_node:
-                kind, manifest = STATEFUL_SET, statefulset_manifest(plan, owner)
-            else:
-                kind, manifest = DEPLOYMENT, deployment_manifest(plan, owner)
-        else:
-            kind = DEPLOYMENT
+    def _workload(
+        self, ws: Workspace, owner: Obj, want: WorkloadInputs, config_map: str | None
+    ) -> tuple[Kind, Obj]:
+        """(kind, manifest) of the workload: the preset's Deployment or StatefulSet, or a
+        Deployment of the user's template."""
+        assert ws.inference is not None
+        revision = str(want.revision)
+        if want.preset is None:
             manifest = template_deployment_manifest(
-                name,
-                namespace,
+                ws.metadata.name or "",
+                ws.metadata.namespace or "",
                 owner,
                 ws.inference.template or {},
                 replicas=ws.resource.count,
-                revision=str(revision),
-                affinity=node_affinity(ws, provisioned),
+                revision=revision,
+                affinity=node_affinity(ws, want.provisioned),
             )
+            return DEPLOYMENT, manifest
+        plan = inference_plan(
+            ws,
+            want.preset,
+            want.sku,
+            runtime=want.runtime,
+            revision=revision,
+            images=self._options.images,
+            config_map=config_map,
+            provisioned=want.provisioned,
+        )
+        if want.preset.multi_node:
+            return STATEFUL_SET, statefulset_manifest(plan, owner)
+        return DEPLOYMENT, deployment_manifest(plan, owner)
+
+    async def _apply_workload(self, ws_obj: Obj, kind: Kind, manifest: Obj, revision: int) -> Obj:
+        """Apply the workload; the object as the API server has it (or as wanted)."""
+        name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
         cache = self._caches.statefulsets if kind is STATEFUL_SET else self._caches.deployments
         live = cache.get(ObjectKey(namespace, name))
         applied = await self._apply(kind, manifest, live)
@@ -148,12 +155,16 @@ class InferenceReconciler:
             await self._events.normal(
                 ws_obj, f"Workload{verb}", f"{verb} {kind.kind} {name} at revision {revision}"
             )
-        workload = applied or live or manifest
+        return applied or live or manifest
+
+    async def _observe(self, ws: Workspace, workload: Obj, obs: Observations) -> bool:
+        """Set InferenceReady from the workload and, while it is not serving, its pods."""
         readiness = workload_readiness(workload)
         if readiness.serving:
             reason = "InferenceReady" if readiness.rolled_out else "RolloutInProgress"
             obs.set(C.INFERENCE_READY, Observed("True", reason, readiness.message))
             return readiness.rolled_out
+        name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
         pods = await self._client.list_all(
             POD, namespace, label_selector=f"{L.LABEL_WORKSPACE}={name}"
         )
@@ -167,3 +178,15 @@ class InferenceReconciler:
                 Observed("False", "InferencePending", f"{readiness.message}; waiting for pods"),
             )
         return False
+
+    async def reconcile(
+        self, ws: Workspace, ws_obj: Obj, owner: Obj, want: WorkloadInputs, obs: Observations
+    ) -> bool:
+        """Apply the children and observe readiness; True when everything is rolled out."""
+        assert ws.inference is not None
+        multi_node = want.preset is not None and want.preset.multi_node
+        config_map = await self._config_map(ws, owner)
+        await self._services(ws, owner, multi_node)
+        kind, manifest = self._workload(ws, owner, want, config_map)
+        workload = await self._apply_workload(ws_obj, kind, manifest, want.revision)
+        return await self._observe(ws, workload, obs)

@@ -1,23 +1,34 @@
 """Containers that run the tuning runner image (fetch, push, adapter pull): locked down.
 
-The image runs as a non-root user and needs no writable root filesystem (its caches go to the
-/tmp emptyDir), so these containers get the strictest security context that still works.
+Every step is one program, `python -m tuning_runner <step>`, that writes its failure reason to
+the termination log. The image runs as a non-root user and needs no writable root filesystem
+(its caches go to the /tmp emptyDir), so these containers get the strictest security context
+that still works. Registry credentials are mounted one Secret per directory.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from kaito_common.controller.objects import Obj
+from workspace_controller.manifests.names import dns_label
 from workspace_controller.manifests.runner_access import RunnerAccess
-from workspace_controller.manifests.tuning_plan import (
-    TERMINATION_LOG,
-    pull_secret_dir,
-    pull_secret_volume,
-)
 
-Obj = dict[str, Any]
-
+RUNNER = ("python", "-m", "tuning_runner")
+TERMINATION_LOG = "/dev/termination-log"
+PULL_SECRETS_DIR = "/etc/kaito/pull-secrets"
 TMP_VOLUME = "tmp"
+
+
+def runner_argv(subcommand: str, *args: str) -> list[str]:
+    """`python -m tuning_runner --termination-log /dev/termination-log <sub> <args>`."""
+    return [*RUNNER, "--termination-log", TERMINATION_LOG, subcommand, *args]
+
+
+def pull_secret_dir(secret: str) -> str:
+    return f"{PULL_SECRETS_DIR}/{secret}"
+
+
+def pull_secret_volume(secret: str) -> str:
+    return dns_label(f"pull-secret-{secret}")
 
 
 def tmp_volume() -> Obj:

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
-Obj = dict[str, Any]
+from kaito_common.controller.objects import Obj
 
 CA_VOLUME = "kaito-ca-bundle"
 CA_DIR = "/etc/kaito/ca"

@@ -8,12 +8,9 @@ same volume read-only at the same path. Nothing is added for weights inside the 
 
 from __future__ import annotations
 
-from typing import Any
-
+from kaito_common.controller.objects import Obj
 from workspace_controller.manifests.model_weights import ModelWeights
 from workspace_controller.manifests.runner import locked_down
-
-Obj = dict[str, Any]
 
 WEIGHTS_VOLUME = "weights"
 WEIGHTS_CONTAINER = "model-weights"

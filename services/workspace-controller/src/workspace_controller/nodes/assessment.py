@@ -6,20 +6,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kaito_common.api import labels as L
-from workspace_controller.nodes.facts import (
+from kaito_common.api.conditions import NODECLAIM_DEPENDENT_CONDITIONS, NodeClaimConditionType
+from kaito_common.contracts.kinds import NODECLAIM
+from kaito_common.controller.objects import (
     Obj,
-    belongs_to,
-    claimed_by_other,
     condition,
     condition_true,
-    gpu_capacity,
     is_deleting,
-    labels_of,
-    name_of,
+    labels,
+    name,
+)
+from workspace_controller.nodes.facts import (
+    belongs_to,
+    claimed_by_other,
+    gpu_capacity,
     node_ready,
 )
-
-DEPENDENT_CONDITIONS = ("Launched", "Registered", "Initialized")
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,10 @@ class NodeAssessment:
 
 
 def _matches_selector(node: Obj, request: NodeRequest) -> bool:
-    labels = labels_of(node)
-    if any(labels.get(k) != v for k, v in request.match_labels.items()):
+    found = labels(node)
+    if any(found.get(k) != v for k, v in request.match_labels.items()):
         return False
-    return all(labels.get(k) in values for k, values in request.in_expressions)
+    return all(found.get(k) in values for k, values in request.in_expressions)
 
 
 def qualifies(node: Obj, request: NodeRequest) -> bool:
@@ -80,23 +82,23 @@ def qualifies(node: Obj, request: NodeRequest) -> bool:
         return False
     if not _matches_selector(node, request):
         return False
-    if name_of(node) in request.preferred:
+    if name(node) in request.preferred:
         return True
     if request.instance_type is None:
         return True
-    return labels_of(node).get(L.LABEL_INSTANCE_TYPE) == request.instance_type
+    return labels(node).get(L.LABEL_INSTANCE_TYPE) == request.instance_type
 
 
 def select_nodes(nodes: list[Obj], request: NodeRequest) -> list[Obj]:
     """Preferred nodes first, then nodes already in use, then provisioned ones, then by name."""
 
     def rank(node: Obj) -> tuple[int, int, int, str]:
-        name = name_of(node)
+        node_name = name(node)
         return (
-            0 if name in request.preferred else 1,
-            0 if name in request.previous else 1,
-            0 if L.LABEL_NODEPOOL in labels_of(node) else 1,
-            name,
+            0 if node_name in request.preferred else 1,
+            0 if node_name in request.previous else 1,
+            0 if L.LABEL_NODEPOOL in labels(node) else 1,
+            node_name,
         )
 
     qualified = sorted((n for n in nodes if qualifies(n, request)), key=rank)
@@ -105,7 +107,7 @@ def select_nodes(nodes: list[Obj], request: NodeRequest) -> list[Obj]:
 
 def claim_problem(claim: Obj) -> str:
     """The provisioner's own words for why a claim is not Ready (Launched first)."""
-    for type_ in DEPENDENT_CONDITIONS:
+    for type_ in NODECLAIM_DEPENDENT_CONDITIONS:
         cond = condition(claim, type_)
         if cond is None or cond.get("status") == "True":
             continue
@@ -116,65 +118,79 @@ def claim_problem(claim: Obj) -> str:
     return ""
 
 
-def assess(
-    nodes: list[Obj], claims: list[Obj], request: NodeRequest, *, claims_api: bool = True
-) -> NodeAssessment:
-    out = NodeAssessment()
-    own_claims = [
-        c
-        for c in claims
-        if belongs_to(c, request.workspace, request.namespace) and not is_deleting(c)
-    ]
-    selected = select_nodes(nodes, request)
-    out.selected = [name_of(n) for n in selected]
-    out.provisioned = bool(selected) and all(
-        belongs_to(n, request.workspace, request.namespace) for n in selected
-    )
-    out.claims = sorted(name_of(c) for c in own_claims)
-    claim_of_node = {str((c.get("status") or {}).get("nodeName") or ""): c for c in own_claims}
-    # A claim is "coming up" while its node is not among the selected ones.
-    pending = [c for c in own_claims if (c.get("status") or {}).get("nodeName") not in out.selected]
-    out.claims_pending = sorted(name_of(c) for c in pending)
+def _node_name(claim: Obj) -> str | None:
+    """The node a claim launched, once it has one."""
+    value = (claim.get("status") or {}).get("nodeName")
+    return str(value) if value else None
+
+
+def _count_claims(
+    out: NodeAssessment, own_claims: list[Obj], selected: list[Obj], request: NodeRequest
+) -> None:
+    """Our claims, those still coming up (their node is not selected), and how many to create."""
+    out.claims = sorted(name(c) for c in own_claims)
+    pending = [c for c in own_claims if _node_name(c) not in out.selected]
+    out.claims_pending = sorted(name(c) for c in pending)
     if request.provision:
         out.to_create = max(0, request.target - len(selected) - len(pending))
 
+
+def _unready_claims(out: NodeAssessment, own_claims: list[Obj]) -> tuple[list[str], list[str]]:
+    """Names of the claims not Ready whose node does not serve yet, and their problems."""
+    claim_of_node = {_node_name(c) or "": c for c in own_claims}
     problems: list[str] = []
-    unready_claims: list[str] = []
-    for claim in sorted(own_claims, key=name_of):
-        if condition_true(claim, "Ready"):
+    unready: list[str] = []
+    for claim in sorted(own_claims, key=name):
+        if condition_true(claim, NodeClaimConditionType.READY):
             continue
-        node_name = (claim.get("status") or {}).get("nodeName")
-        if node_name in out.selected and claim_of_node.get(node_name) is claim:
+        node_name = _node_name(claim)
+        if node_name in out.selected and claim_of_node.get(node_name or "") is claim:
             # Its node already serves; the claim's own bookkeeping may lag.
             continue
         problem = claim_problem(claim)
-        unready_claims.append(name_of(claim))
+        unready.append(name(claim))
         if problem:
-            problems.append(f"NodeClaim {name_of(claim)}: {problem}")
-    if request.provision:
-        if not claims_api:
-            out.claims_ready = len(selected) >= request.target
-            out.claims_reason = "NodeClaimAPINotInstalled"
-            out.claims_message = (
-                "The NodeClaim API (karpenter.sh/v1) is not installed; only existing nodes "
-                "can be used"
-            )
-        elif unready_claims or out.to_create:
-            out.claims_ready = False
-            waiting = len(unready_claims) + out.to_create
-            out.claims_reason = "NodeClaimLaunchFailed" if problems else "NodeClaimNotReady"
-            text = f"Waiting for {waiting} NodeClaim(s) to be Ready"
-            if unready_claims:
-                text += f" ({', '.join(unready_claims)})"
-            out.claims_message = "; ".join([text, *problems])
-        else:
-            out.claims_message = f"{len(own_claims)} NodeClaim(s) ready"
+            problems.append(f"NodeClaim {name(claim)}: {problem}")
+    return unready, problems
 
+
+def _claims_verdict(
+    out: NodeAssessment,
+    *,
+    ready_nodes: int,
+    own_claims: int,
+    unready: list[str],
+    problems: list[str],
+    request: NodeRequest,
+    claims_api: bool,
+) -> None:
+    if not claims_api:
+        out.claims_ready = ready_nodes >= request.target
+        out.claims_reason = "NodeClaimAPINotInstalled"
+        out.claims_message = (
+            f"The NodeClaim API ({NODECLAIM.api_version}) is not installed; only existing "
+            "nodes can be used"
+        )
+    elif unready or out.to_create:
+        out.claims_ready = False
+        waiting = len(unready) + out.to_create
+        out.claims_reason = "NodeClaimLaunchFailed" if problems else "NodeClaimNotReady"
+        text = f"Waiting for {waiting} NodeClaim(s) to be Ready"
+        if unready:
+            text += f" ({', '.join(unready)})"
+        out.claims_message = "; ".join([text, *problems])
+    else:
+        out.claims_message = f"{own_claims} NodeClaim(s) ready"
+
+
+def _nodes_verdict(
+    out: NodeAssessment, selected: list[Obj], problems: list[str], request: NodeRequest
+) -> None:
     missing_gpu = [n for n in selected if request.gpu_required and gpu_capacity(n) <= 0]
     out.needs_accelerator_label = [
-        name_of(n)
+        name(n)
         for n in selected
-        if request.gpu_required and labels_of(n).get(L.LABEL_ACCELERATOR) != L.ACCELERATOR_NVIDIA
+        if request.gpu_required and labels(n).get(L.LABEL_ACCELERATOR) != L.ACCELERATOR_NVIDIA
     ]
     if len(selected) < request.target:
         out.nodes_reason = "NodesNotReady"
@@ -188,7 +204,7 @@ def assess(
         out.nodes_message = text
     elif missing_gpu:
         out.nodes_reason = "NodePluginsNotReady"
-        names = ", ".join(name_of(n) for n in missing_gpu)
+        names = ", ".join(name(n) for n in missing_gpu)
         out.nodes_message = (
             f"Node(s) {names} report no {L.RESOURCE_NVIDIA_GPU} capacity yet; is the NVIDIA "
             "device plugin running on them?"
@@ -197,4 +213,34 @@ def assess(
         out.nodes_ready = True
         out.nodes_reason = "NodesReady"
         out.nodes_message = f"{len(selected)} node(s) ready: {', '.join(out.selected)}"
+
+
+def assess(
+    nodes: list[Obj], claims: list[Obj], request: NodeRequest, *, claims_api: bool = True
+) -> NodeAssessment:
+    """Where the workspace's nodes and NodeClaims stand against `request`."""
+    out = NodeAssessment()
+    own_claims = [
+        c
+        for c in claims
+        if belongs_to(c, request.workspace, request.namespace) and not is_deleting(c)
+    ]
+    selected = select_nodes(nodes, request)
+    out.selected = [name(n) for n in selected]
+    out.provisioned = bool(selected) and all(
+        belongs_to(n, request.workspace, request.namespace) for n in selected
+    )
+    _count_claims(out, own_claims, selected, request)
+    unready, problems = _unready_claims(out, own_claims)
+    if request.provision:
+        _claims_verdict(
+            out,
+            ready_nodes=len(selected),
+            own_claims=len(own_claims),
+            unready=unready,
+            problems=problems,
+            request=request,
+            claims_api=claims_api,
+        )
+    _nodes_verdict(out, selected, problems, request)
     return out

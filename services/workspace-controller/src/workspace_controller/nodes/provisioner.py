@@ -13,11 +13,13 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from kaito_common.api import labels as L
 from kaito_common.api.workspace import Workspace
+from kaito_common.contracts.kinds import NODECLAIM
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient, is_conflict
 from kaito_common.controller.events import EventRecorder
 from kaito_common.controller.expectations import Expectations
-from kaito_common.controller.kinds import NODE, Obj, ObjectKey
-from workspace_controller.kinds import NODECLAIM
+from kaito_common.controller.kinds import NODE, ObjectKey
+from kaito_common.controller.objects import Obj
 from workspace_controller.manifests.nodeclaim import (
     NodeClassRef,
     nodeclaim_manifest,
@@ -48,11 +50,10 @@ class NodeClaimCreator:
 
     def observed(self, claim: Obj) -> None:
         """Informer hook: a NodeClaim of some workspace appeared in the cache."""
-        labels = (claim.get("metadata") or {}).get("labels") or {}
-        ws, ns = labels.get(L.LABEL_WORKSPACE), labels.get(L.LABEL_WORKSPACE_NAMESPACE)
+        found = objects.labels(claim)
+        ws, ns = found.get(L.LABEL_WORKSPACE), found.get(L.LABEL_WORKSPACE_NAMESPACE)
         if ws and ns:
-            name = str(claim["metadata"]["name"])
-            self._expectations.creation_observed(ObjectKey(ns, ws), name)
+            self._expectations.creation_observed(ObjectKey(ns, ws), objects.name(claim))
 
     async def create(
         self, ws: Workspace, ws_obj: Obj, count: int, disk_gib: int | None
@@ -98,4 +99,6 @@ async def label_accelerator(client: KubeClient, node_names: list[str]) -> None:
     for name in node_names:
         body = {"metadata": {"labels": {L.LABEL_ACCELERATOR: L.ACCELERATOR_NVIDIA}}}
         await client.patch(NODE, name, body)
-        log.info("Labelled node node=%s label=%s=%s", name, L.LABEL_ACCELERATOR, "nvidia")
+        log.info(
+            "Labelled node node=%s label=%s=%s", name, L.LABEL_ACCELERATOR, L.ACCELERATOR_NVIDIA
+        )

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kaito_common.api import labels as L
+from kaito_common.contracts.kinds import WORKSPACE
 from kaito_common.controller.client import KubeClient, is_conflict
 from kaito_common.controller.kinds import CONTROLLER_REVISION, Obj
 from kaito_common.controller.store import StoreReader
-from workspace_controller.kinds import WORKSPACE
 from workspace_controller.manifests.revision import (
     MAX_REVISION_HISTORY,
     controller_revision_manifest,

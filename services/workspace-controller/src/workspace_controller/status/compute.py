@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from typing import Any
 
 from kaito_common.api.conditions import WorkspaceConditionType as C
 from kaito_common.api.conditions import WorkspaceState
 from kaito_common.controller.conditions import get_condition, set_condition
+from kaito_common.controller.objects import Obj
 from workspace_controller.status.observations import Observations, Observed
-
-Obj = dict[str, Any]
 
 
 def _summary(conditions: list[Obj], obs: Observations) -> Observed:

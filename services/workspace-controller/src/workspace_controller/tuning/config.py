@@ -8,11 +8,12 @@ key and refuses what the pod could not honour.
 from __future__ import annotations
 
 import posixpath
-from typing import Any
 
 import yaml
 
-from workspace_controller.manifests.tuning_plan import (
+from kaito_common.controller import objects
+from kaito_common.controller.objects import Obj
+from workspace_controller.tuning.plan import (
     DEFAULT_OUTPUT_DIR,
     MOUNT_ROOT,
     TRAINING_CONFIG_KEY,
@@ -23,10 +24,10 @@ class TuningConfigError(ValueError):
     """The tuning ConfigMap cannot drive a Job (the message says what to fix)."""
 
 
-def output_dir_of(config_map: dict[str, Any]) -> str:
+def output_dir_of(config_map: Obj) -> str:
     """`TrainingArguments.output_dir` of the ConfigMap's training config (default /mnt/results),
     normalised; an error when it is missing, unreadable or outside /mnt."""
-    name = (config_map.get("metadata") or {}).get("name")
+    name = objects.name(config_map)
     text = (config_map.get("data") or {}).get(TRAINING_CONFIG_KEY)
     if text is None:
         raise TuningConfigError(f"ConfigMap {name} has no key {TRAINING_CONFIG_KEY}")

@@ -8,25 +8,35 @@ Where it comes from:
 - at the end: the trainer's termination message, where the runner writes its final progress JSON
   on success (on failure it writes `<Reason>: <message>` instead, see `job_status.py`).
 
-The ETA is the runner's `kaito_tuning_eta_seconds` when it exports one; otherwise it is
-extrapolated from the steps done since the trainer container started.
+Both are the contract in `kaito_common.contracts.tuning_progress`. The ETA is the runner's
+`kaito_tuning_eta_seconds` when it exports one; otherwise it is extrapolated from the steps done
+since the trainer container started.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 
-log = logging.getLogger(__name__)
+from kaito_common.contracts.tuning_progress import (
+    EPOCH_METRIC,
+    ETA_SECONDS_METRIC,
+    LOSS_METRIC,
+    STEP_METRIC,
+    TOKENS_PER_SECOND_METRIC,
+    TOTAL_STEPS_METRIC,
+    parse_progress_json,
+    parse_progress_metrics,
+)
+from kaito_common.controller.objects import Obj
 
-Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,26 +72,6 @@ class TuningProgress:
         return ", ".join(parts)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Unlabelled samples of a Prometheus text exposition (`name value`)."""
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#") or "{" in line:
-            continue
-        name, _, value = line.partition(" ")
-        try:
-            samples[name] = float(value.split()[0])
-        except (ValueError, IndexError):
-            continue
-    return samples
-
-
 def eta_from_rate(step: int, total: int, elapsed_s: float | None) -> float | None:
     if elapsed_s is None or step <= 0 or total <= 0 or elapsed_s <= 0:
         return None
@@ -89,37 +79,34 @@ def eta_from_rate(step: int, total: int, elapsed_s: float | None) -> float | Non
 
 
 def progress_from_metrics(samples: dict[str, float], elapsed_s: float | None) -> TuningProgress:
-    step = int(samples.get("kaito_tuning_step", 0))
-    total = int(samples.get("kaito_tuning_total_steps", 0))
-    eta = samples.get("kaito_tuning_eta_seconds")
+    """Progress from the runner's gauges (`parse_progress_metrics`) while it trains."""
+    step = int(samples.get(STEP_METRIC, 0))
+    total = int(samples.get(TOTAL_STEPS_METRIC, 0))
+    eta = samples.get(ETA_SECONDS_METRIC)
     return TuningProgress(
         phase="Training",
         step=step,
         total_steps=total,
-        loss=samples.get("kaito_tuning_loss"),
-        epoch=samples.get("kaito_tuning_epoch"),
+        loss=samples.get(LOSS_METRIC),
+        epoch=samples.get(EPOCH_METRIC),
         eta_seconds=eta if eta is not None else eta_from_rate(step, total, elapsed_s),
-        tokens_per_second=samples.get("kaito_tuning_tokens_per_second"),
+        tokens_per_second=samples.get(TOKENS_PER_SECOND_METRIC),
     )
 
 
 def progress_from_termination(message: str) -> TuningProgress | None:
     """The runner's final progress JSON from a termination message, or None for other text."""
-    try:
-        doc = json.loads(message)
-    except ValueError:
+    doc = parse_progress_json(message)
+    if doc is None:
         return None
-    if not isinstance(doc, dict) or "step" not in doc:
-        return None
-    step, total = _number(doc.get("step")), _number(doc.get("total_steps"))
     return TuningProgress(
-        phase=str(doc.get("phase") or "Completed"),
-        step=int(step or 0),
-        total_steps=int(total or 0),
-        loss=_number(doc.get("loss")),
-        epoch=_number(doc.get("epoch")),
-        eta_seconds=_number(doc.get("eta_seconds")),
-        tokens_per_second=_number(doc.get("tokens_per_second")),
+        phase=doc.phase,
+        step=doc.step,
+        total_steps=doc.total_steps,
+        loss=doc.loss,
+        epoch=doc.epoch,
+        eta_seconds=doc.eta_seconds,
+        tokens_per_second=doc.tokens_per_second,
     )
 
 
@@ -190,23 +177,14 @@ class MetricsProgressSource:
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             log.debug("Progress not read url=%s error=%r", url, err)
             return None
-        samples = parse_metrics(text)
-        if "kaito_tuning_step" not in samples:
+        try:
+            samples = parse_progress_metrics(text)
+        except ValueError as err:
+            log.debug("Progress not parsed url=%s error=%r", url, err)
+            return None
+        if STEP_METRIC not in samples:
             return None
         running = ((container_status(pod, container) or {}).get("state") or {}).get("running")
         started = _parse_time((running or {}).get("startedAt"))
         elapsed = (self._now() - started).total_seconds() if started else None
         return progress_from_metrics(samples, elapsed)
-
-
-class FakeProgressSource:
-    """Progress by pod name, for unit tests."""
-
-    def __init__(self, by_pod: dict[str, TuningProgress] | None = None) -> None:
-        self.by_pod = dict(by_pod or {})
-        self.reads: list[str] = []
-
-    async def read(self, pod: Obj, container: str) -> TuningProgress | None:
-        name = str((pod.get("metadata") or {}).get("name"))
-        self.reads.append(name)
-        return self.by_pod.get(name)

@@ -16,21 +16,23 @@ from kaito_common.api import labels as L
 from kaito_common.api.conditions import WorkspaceConditionType as C
 from kaito_common.api.conditions import WorkspaceState
 from kaito_common.api.workspace import Workspace
+from kaito_common.controller import objects
 from kaito_common.controller.apply import apply_if_changed
 from kaito_common.controller.client import KubeClient, status_of
 from kaito_common.controller.events import EventRecorder
-from kaito_common.controller.kinds import CONFIG_MAP, JOB, POD, Obj, ObjectKey
+from kaito_common.controller.kinds import CONFIG_MAP, JOB, POD, ObjectKey
+from kaito_common.controller.objects import Obj
 from kaito_common.presets import GPUSku, Preset
 from workspace_controller.caches import Caches
 from workspace_controller.kinds import FIELD_MANAGER
 from workspace_controller.manifests.configmap import TUNING_TEMPLATES, tuning_params_copy
-from workspace_controller.manifests.job import job_manifest
-from workspace_controller.manifests.plan import ImageSettings
-from workspace_controller.manifests.tuning_plan import TRAINER_CONTAINER, tuning_plan
+from workspace_controller.manifests.images import ImageSettings
 from workspace_controller.status.observations import Observations, Observed
 from workspace_controller.tuning.config import TuningConfigError, output_dir_of
-from workspace_controller.tuning.job_status import JobView, observe_job
+from workspace_controller.tuning.job import job_manifest
+from workspace_controller.tuning.plan import TRAINER_CONTAINER, tuning_plan
 from workspace_controller.tuning.progress import ProgressSource
+from workspace_controller.tuning.status import JobView, observe_job
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +49,11 @@ class TuningOptions:
 
 
 def _revision_of(job: Obj) -> str | None:
-    return ((job.get("metadata") or {}).get("annotations") or {}).get(
-        L.ANNOTATION_WORKSPACE_REVISION
-    )
+    return objects.annotations(job).get(L.ANNOTATION_WORKSPACE_REVISION)
 
 
 def _finished(job: Obj) -> bool:
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in (job.get("status") or {}).get("conditions") or []
-    )
+    return objects.condition_true(job, "Complete") or objects.condition_true(job, "Failed")
 
 
 def _previous_progress(ws_obj: Obj) -> dict[str, object]:
@@ -97,7 +94,7 @@ class TuningReconciler:
         job = self._live_job(ws)
         if job is None or _revision_of(job) != str(revision) or not _finished(job):
             return False
-        if (job.get("metadata") or {}).get("deletionTimestamp"):
+        if objects.is_deleting(job):
             return False
         await self._observe(ws, ws_obj, job, obs)
         return True
@@ -121,9 +118,7 @@ class TuningReconciler:
             return True
         job = self._live_job(ws)
         want = str(revision)
-        if job is not None and (
-            _revision_of(job) != want or (job.get("metadata") or {}).get("deletionTimestamp")
-        ):
+        if job is not None and (_revision_of(job) != want or objects.is_deleting(job)):
             await self._replace(ws_obj, job, want, obs)
             return False
         if job is not None:
@@ -159,7 +154,7 @@ class TuningReconciler:
         meta = job["metadata"]
         have = _revision_of(job)
         message = f"Replacing the tuning Job of revision {have} with one of revision {want}"
-        if not meta.get("deletionTimestamp"):
+        if not objects.is_deleting(job):
             await self._client.delete(
                 JOB,
                 meta["name"],
@@ -282,7 +277,7 @@ class TuningReconciler:
             message = f"Training: {progress.describe()}; {message}"
         elif previous:
             obs.tuning_progress = previous
-        name = (job.get("metadata") or {}).get("name")
+        name = objects.name(job)
         obs.set(C.JOB_STARTED, Observed("True", "JobStarted", f"The tuning Job {name} started"))
         obs.summary = Observed("False", view.problem_reason or "TuningInProgress", message)
         obs.state = WorkspaceState.RUNNING.value

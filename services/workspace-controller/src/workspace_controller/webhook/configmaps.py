@@ -6,9 +6,10 @@ from typing import Any, Protocol
 
 import yaml
 
-Obj = dict[str, Any]
+from kaito_common.controller import objects
+from kaito_common.controller.objects import Obj
+from workspace_controller.manifests.configmap import INFERENCE_CONFIG_KEY as INFERENCE_KEY
 
-INFERENCE_KEY = "inference_config.yaml"
 TUNING_KEY = "training_config.yaml"
 TUNING_SECTIONS = frozenset(
     {
@@ -23,17 +24,9 @@ TUNING_SECTIONS = frozenset(
 
 
 class ConfigMapReader(Protocol):
+    """Reads one ConfigMap; None when it does not exist."""
+
     async def get(self, namespace: str, name: str) -> Obj | None: ...
-
-
-class FakeConfigMapReader:
-    """ConfigMaps held in memory, for unit tests."""
-
-    def __init__(self, items: dict[tuple[str, str], Obj] | None = None) -> None:
-        self.items = dict(items or {})
-
-    async def get(self, namespace: str, name: str) -> Obj | None:
-        return self.items.get((namespace, name))
 
 
 def _not_found(name: str, namespace: str) -> str:
@@ -102,7 +95,7 @@ def check_tuning_config(
 
 
 async def check_config_maps(obj: Obj, reader: ConfigMapReader) -> list[str]:
-    namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+    namespace = objects.namespace(obj)
     inference = obj.get("inference") or {}
     tuning = obj.get("tuning") or {}
     errors: list[str] = []

@@ -11,10 +11,11 @@ from typing import Any
 
 from kaito_common.api import labels as L
 from kaito_common.api.workspace import MAX_ADAPTERS
+from kaito_common.controller import objects
+from kaito_common.controller.objects import Obj
 from kaito_common.presets import Catalog, inference_fit_errors, tuning_fit_errors
 from kaito_common.urlguard import UnsafeURLError, URLPolicy, check_url
-
-Obj = dict[str, Any]
+from workspace_controller.inference.runtime import RUNTIMES, runtime_errors, select_runtime
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -29,6 +30,7 @@ class RuleContext:
     byo: bool = False
     test_presets: bool = False
     url_policy: URLPolicy = field(default_factory=URLPolicy)
+    vllm_gate: bool = True
 
 
 def _preset(ctx: RuleContext, name: str) -> Any:
@@ -39,7 +41,7 @@ def _preset(ctx: RuleContext, name: str) -> Any:
 
 
 def validate_name(obj: Obj) -> list[str]:
-    name = str((obj.get("metadata") or {}).get("name") or "")
+    name = objects.name(obj)
     if len(name) > 63 or not DNS1123_LABEL.match(name):
         return [
             f"metadata.name: {name!r} must be a DNS-1123 label (lower case letters, digits "
@@ -49,10 +51,10 @@ def validate_name(obj: Obj) -> list[str]:
 
 
 def validate_annotations(obj: Obj) -> list[str]:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    annotations = objects.annotations(obj)
     errors: list[str] = []
     runtime = annotations.get(L.ANNOTATION_RUNTIME)
-    if runtime is not None and runtime not in (L.RUNTIME_TRANSFORMERS, L.RUNTIME_VLLM):
+    if runtime is not None and runtime not in RUNTIMES:
         errors.append(
             f"metadata.annotations[{L.ANNOTATION_RUNTIME}]: unsupported runtime {runtime!r}; "
             f"use {L.RUNTIME_TRANSFORMERS} or {L.RUNTIME_VLLM}"
@@ -100,7 +102,7 @@ def validate_resource(obj: Obj, ctx: RuleContext) -> list[str]:
 
 
 def _fit_errors(obj: Obj, ctx: RuleContext, preset: Any, method: str | None) -> list[str]:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    annotations = objects.annotations(obj)
     if L.ANNOTATION_BYPASS_RESOURCE_CHECKS in annotations:
         return []
     resource = obj.get("resource") or {}
@@ -150,6 +152,17 @@ def validate_adapters(adapters: list[Obj]) -> list[str]:
     return errors
 
 
+def _runtime_errors(obj: Obj, ctx: RuleContext, preset: Any) -> list[str]:
+    """vLLM's limits, for the runtime this workspace will get (inference/runtime.py)."""
+    annotation = objects.annotations(obj).get(L.ANNOTATION_RUNTIME)
+    if annotation is not None and annotation not in RUNTIMES:
+        return []  # validate_annotations says so
+    runtime = select_runtime(annotation, preset, ctx.vllm_gate)
+    adapters = list((obj.get("inference") or {}).get("adapters") or [])
+    strengths = [None if a.get("strength") is None else str(a["strength"]) for a in adapters]
+    return runtime_errors(runtime, preset, strengths)
+
+
 def validate_inference(obj: Obj, ctx: RuleContext) -> list[str]:
     inference = obj.get("inference") or {}
     errors: list[str] = []
@@ -177,6 +190,7 @@ def validate_inference(obj: Obj, ctx: RuleContext) -> list[str]:
                     "presetOptions to download the model"
                 )
             errors += _fit_errors(obj, ctx, preset, None)
+            errors += _runtime_errors(obj, ctx, preset)
         if preset_spec.get("accessMode") == "private" and not options.get("image"):
             errors.append(
                 "inference.preset.presetOptions.image: When AccessMode is private, an image "
@@ -296,7 +310,7 @@ _CONTROLLER_ANNOTATIONS = (L.ANNOTATION_WORKSPACE_HASH, L.ANNOTATION_WORKSPACE_R
 
 
 def _user_annotations(obj: Obj) -> Obj:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    annotations = objects.annotations(obj)
     return {k: v for k, v in annotations.items() if k not in _CONTROLLER_ANNOTATIONS}
 
 
@@ -310,7 +324,7 @@ def spec_changed(old: Obj, new: Obj) -> bool:
 def validate_update(old: Obj, new: Obj, ctx: RuleContext) -> list[str]:
     """Immutability, then the create rules on the new object (only when the spec changed, so a
     finalizer or annotation write by a controller is never blocked)."""
-    if (new.get("metadata") or {}).get("deletionTimestamp") or not spec_changed(old, new):
+    if objects.is_deleting(new) or not spec_changed(old, new):
         return []
     errors = validate_immutable(old, new)
     if errors:

@@ -13,8 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import CONFIG_MAP
+from kaito_common.controller.objects import Obj
 from workspace_controller.webhook.certs import ServingCert
 from workspace_controller.webhook.configmaps import ConfigMapReader, check_config_maps
 from workspace_controller.webhook.registration import WEBHOOK_PATH
@@ -26,8 +28,6 @@ from workspace_controller.webhook.rules import (
 )
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 class ApiConfigMapReader:
@@ -53,7 +53,7 @@ class WorkspaceValidator:
             errors = validate_create(obj, self._ctx)
         elif operation == "UPDATE":
             errors = validate_update(old, obj, self._ctx)
-            if errors or not spec_changed(old, obj) or meta.get("deletionTimestamp"):
+            if errors or not spec_changed(old, obj) or objects.is_deleting(obj):
                 return errors
         else:
             return []

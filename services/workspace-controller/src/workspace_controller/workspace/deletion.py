@@ -12,9 +12,9 @@ import logging
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from kaito_common.api import labels as L
+from kaito_common.contracts.kinds import NODECLAIM
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient, is_not_found
-from kaito_common.controller.kinds import Obj
-from workspace_controller.kinds import NODECLAIM
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,9 @@ async def delete_nodeclaims(client: KubeClient, namespace: str, name: str) -> li
         raise
     remaining: list[str] = []
     for claim in claims:
-        meta: Obj = claim.get("metadata") or {}
-        claim_name = str(meta.get("name"))
+        claim_name = objects.name(claim)
         remaining.append(claim_name)
-        if meta.get("deletionTimestamp"):
+        if objects.is_deleting(claim):
             continue
         if await client.delete(NODECLAIM, claim_name):
             log.info(

@@ -15,22 +15,21 @@ from pydantic import ValidationError
 from kaito_common.api import labels as L
 from kaito_common.api.conditions import WorkspaceConditionType as C
 from kaito_common.api.workspace import Workspace
+from kaito_common.contracts.kinds import WORKSPACE
+from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.clock import utc_now
 from kaito_common.controller.controller import Result
 from kaito_common.controller.events import EventRecorder
-from kaito_common.controller.kinds import Obj, ObjectKey
-from kaito_common.controller.meta import (
-    add_finalizer,
-    controller_reference,
-    is_deleting,
-    remove_finalizer,
-)
+from kaito_common.controller.kinds import ObjectKey
+from kaito_common.controller.meta import add_finalizer, controller_reference, remove_finalizer
+from kaito_common.controller.objects import Obj
 from kaito_common.controller.status import patch_status_if_changed
 from kaito_common.presets import Catalog, GPUSku, Preset
 from workspace_controller.caches import Caches
-from workspace_controller.inference.reconcile import InferenceReconciler
-from workspace_controller.kinds import WORKSPACE
+from workspace_controller.inference.reconcile import InferenceReconciler, WorkloadInputs
+from workspace_controller.inference.runtime import select_runtime
+from workspace_controller.manifests.placement import node_affinity
 from workspace_controller.nodes.assessment import NodeAssessment, NodeRequest, assess
 from workspace_controller.nodes.provisioner import NodeClaimCreator, label_accelerator
 from workspace_controller.revision.sync import sync_revision
@@ -45,9 +44,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ReconcilerOptions:
     byo: bool
-    default_runtime: str
     nodes_requeue_s: float
     inference_requeue_s: float
+    vllm_gate: bool = True
     tuning_requeue_s: float = 15.0
     deletion_requeue_s: float = 2.0
 
@@ -85,7 +84,7 @@ class WorkspaceReconciler:
         ws_obj = self._caches.workspaces.get(key)
         if ws_obj is None:
             return None
-        if is_deleting(ws_obj):
+        if objects.is_deleting(ws_obj):
             return await self._finalize(key, ws_obj)
         obs = Observations()
         result: Result | None = None
@@ -127,9 +126,9 @@ class WorkspaceReconciler:
             raise SpecError("UnsupportedPreset", f"Unsupported preset name {spec.name}")
         return preset, sku
 
-    def _runtime(self, ws: Workspace) -> str:
+    def _runtime(self, ws: Workspace, preset: Preset | None) -> str:
         annotation = (ws.metadata.annotations or {}).get(L.ANNOTATION_RUNTIME)
-        return annotation or self._options.default_runtime
+        return select_runtime(annotation, preset, self._options.vllm_gate)
 
     async def _converge(self, key: ObjectKey, ws_obj: Obj, obs: Observations) -> Result | None:
         try:
@@ -156,17 +155,14 @@ class WorkspaceReconciler:
             return Result(requeue_after=self._options.nodes_requeue_s)
 
         if ws.inference is not None:
-            done = await self._inference.reconcile(
-                ws,
-                ws_obj,
-                owner,
+            want = WorkloadInputs(
                 preset=preset,
                 sku=sku,
-                runtime=self._runtime(ws),
+                runtime=self._runtime(ws, preset),
                 revision=revision.number,
                 provisioned=not self._options.byo and nodes.provisioned,
-                obs=obs,
             )
+            done = await self._inference.reconcile(ws, ws_obj, owner, want, obs)
             if not done:
                 return Result(requeue_after=self._options.inference_requeue_s)
             return None
@@ -182,6 +178,38 @@ class WorkspaceReconciler:
         )
         return None if done else Result(requeue_after=self._options.tuning_requeue_s)
 
+    def _node_request(
+        self, key: ObjectKey, ws: Workspace, ws_obj: Obj, preset: Preset | None, sku: GPUSku | None
+    ) -> NodeRequest:
+        affinity = node_affinity(ws, provisioned=False)  # the user's selector, less our keys
+        return NodeRequest(
+            workspace=key.name,
+            namespace=key.namespace,
+            target=ws.resource.count,
+            instance_type=ws.resource.instance_type,
+            match_labels=dict(affinity.match_labels),
+            in_expressions=affinity.in_expressions,
+            preferred=tuple(ws.resource.preferred_nodes or ()),
+            previous=tuple((ws_obj.get("status") or {}).get("workerNodes") or ()),
+            gpu_required=sku is not None or (preset is not None and preset.gpu_count > 0),
+            provision=not self._options.byo,
+        )
+
+    async def _create_claims(
+        self, key: ObjectKey, ws: Workspace, ws_obj: Obj, wanted: int, preset: Preset | None
+    ) -> None:
+        # Creates of an earlier reconcile are not in the cache yet: count them.
+        count = max(0, wanted - len(self._creator.pending(key)))
+        if not count:
+            return
+        try:
+            await self._creator.create(ws, ws_obj, count, preset.disk_gib if preset else None)
+        except Exception as err:
+            await self._events.warning(
+                ws_obj, "NodeClaimCreationFailed", f"Creating a NodeClaim failed: {err}"
+            )
+            raise
+
     async def _nodes(
         self,
         key: ObjectKey,
@@ -191,69 +219,17 @@ class WorkspaceReconciler:
         sku: GPUSku | None,
         obs: Observations,
     ) -> NodeAssessment | None:
-        previous = tuple((ws_obj.get("status") or {}).get("workerNodes") or ())
-        selector = ws.resource.label_selector
-        request = NodeRequest(
-            workspace=key.name,
-            namespace=key.namespace,
-            target=ws.resource.count,
-            instance_type=ws.resource.instance_type,
-            match_labels={
-                k: v
-                for k, v in (selector.match_labels or {}).items()
-                if k not in L.RESERVED_SELECTOR_KEYS
-            },
-            in_expressions=tuple(
-                (e.key, tuple(e.values or ()))
-                for e in selector.match_expressions or ()
-                if e.operator == "In" and e.key not in L.RESERVED_SELECTOR_KEYS
-            ),
-            preferred=tuple(ws.resource.preferred_nodes or ()),
-            previous=previous,
-            gpu_required=sku is not None or (preset is not None and preset.gpu_count > 0),
-            provision=not self._options.byo,
-        )
+        request = self._node_request(key, ws, ws_obj, preset, sku)
         claims_cache = self._caches.nodeclaims
         claims = claims_cache.list(labels={L.LABEL_WORKSPACE: key.name}) if claims_cache else []
         result = assess(
             self._caches.nodes.list(), claims, request, claims_api=claims_cache is not None
         )
-        pending = self._creator.pending(key)
         if result.to_create and claims_cache is not None:
-            if pending:
-                # Creates of an earlier reconcile are not in the cache yet: count them.
-                result.to_create = max(0, result.to_create - len(pending))
-            if result.to_create:
-                try:
-                    await self._creator.create(
-                        ws, ws_obj, result.to_create, preset.disk_gib if preset else None
-                    )
-                except Exception as err:
-                    await self._events.warning(
-                        ws_obj, "NodeClaimCreationFailed", f"Creating a NodeClaim failed: {err}"
-                    )
-                    raise
+            await self._create_claims(key, ws, ws_obj, result.to_create, preset)
         if result.needs_accelerator_label:
             await label_accelerator(self._client, result.needs_accelerator_label)
-        if request.provision:
-            obs.set(
-                C.NODECLAIM_READY,
-                Observed.of(result.claims_ready, result.claims_reason, result.claims_message),
-            )
-        obs.set(
-            C.NODES_READY,
-            Observed.of(result.nodes_ready, result.nodes_reason, result.nodes_message),
-        )
-        if result.ready:
-            resource = Observed("True", "ResourcesReady", result.nodes_message)
-        else:
-            reason = result.claims_reason if not result.claims_ready else result.nodes_reason
-            parts = [result.nodes_message]
-            if not result.claims_ready and result.claims_message not in result.nodes_message:
-                parts.append(result.claims_message)
-            resource = Observed("False", reason, "; ".join(p for p in parts if p))
-        obs.set(C.RESOURCE_READY, resource)
-        obs.worker_nodes = result.selected if result.ready else None
+        observe_nodes(result, obs, provision=request.provision)
         return result
 
     async def _finalize(self, key: ObjectKey, ws_obj: Obj) -> Result | None:
@@ -273,3 +249,26 @@ class WorkspaceReconciler:
         await remove_finalizer(self._client, WORKSPACE, ws_obj, L.FINALIZER_WORKSPACE)
         log.info("Removed finalizer namespace=%s workspace=%s", key.namespace, key.name)
         return None
+
+
+def observe_nodes(result: NodeAssessment, obs: Observations, *, provision: bool) -> None:
+    """NodeClaimReady (when provisioning), NodesReady and ResourceReady from the assessment."""
+    if provision:
+        obs.set(
+            C.NODECLAIM_READY,
+            Observed.of(result.claims_ready, result.claims_reason, result.claims_message),
+        )
+    obs.set(
+        C.NODES_READY,
+        Observed.of(result.nodes_ready, result.nodes_reason, result.nodes_message),
+    )
+    if result.ready:
+        resource = Observed("True", "ResourcesReady", result.nodes_message)
+    else:
+        reason = result.claims_reason if not result.claims_ready else result.nodes_reason
+        parts = [result.nodes_message]
+        if not result.claims_ready and result.claims_message not in result.nodes_message:
+            parts.append(result.claims_message)
+        resource = Observed("False", reason, "; ".join(p for p in parts if p))
+    obs.set(C.RESOURCE_READY, resource)
+    obs.worker_nodes = result.selected if result.ready else None

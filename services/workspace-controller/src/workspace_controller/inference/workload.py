@@ -1,0 +1,102 @@
+"""Deployment (single-node presets), StatefulSet (multi-node) or a user-template Deployment."""
+
+from __future__ import annotations
+
+import copy
+
+from kaito_common.api import labels as L
+from kaito_common.controller.objects import Obj
+from workspace_controller.inference.plan import InferencePlan
+from workspace_controller.inference.pod import pod_template
+from workspace_controller.inference.service import headless_service_name
+from workspace_controller.manifests.placement import (
+    GPU_TOLERATIONS,
+    NodeAffinity,
+    affinity_manifest,
+)
+
+
+def _metadata(name: str, namespace: str, owner: Obj, revision: str) -> Obj:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": {L.LABEL_WORKSPACE: name},
+        "annotations": {L.ANNOTATION_WORKSPACE_REVISION: revision},
+        "ownerReferences": [owner],
+    }
+
+
+def deployment_manifest(plan: InferencePlan, owner: Obj) -> Obj:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(plan.name, plan.namespace, owner, plan.revision),
+        "spec": {
+            "replicas": plan.replicas,
+            "selector": {"matchLabels": {L.LABEL_WORKSPACE: plan.name}},
+            # A new pod must be Ready before an old one goes: no downtime on an adapter change
+            # when the nodes have room for one more pod (Kaito's maxUnavailable 1 had downtime).
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": pod_template(plan),
+        },
+    }
+
+
+def statefulset_manifest(plan: InferencePlan, owner: Obj) -> Obj:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _metadata(plan.name, plan.namespace, owner, plan.revision),
+        "spec": {
+            "replicas": plan.replicas,
+            "podManagementPolicy": "Parallel",
+            "serviceName": headless_service_name(plan.name),
+            "selector": {"matchLabels": {L.LABEL_WORKSPACE: plan.name}},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": pod_template(plan),
+        },
+    }
+
+
+def template_deployment_manifest(
+    name: str,
+    namespace: str,
+    owner: Obj,
+    template: Obj,
+    *,
+    replicas: int,
+    revision: str,
+    affinity: NodeAffinity,
+) -> Obj:
+    """A Deployment of the user's own pod template; label, affinity and tolerations forced."""
+    pod = copy.deepcopy(template)
+    meta = pod.setdefault("metadata", {})
+    meta.setdefault("labels", {})[L.LABEL_WORKSPACE] = name
+    meta.setdefault("annotations", {})[L.ANNOTATION_WORKSPACE_REVISION] = revision
+    spec = pod.setdefault("spec", {})
+    forced = affinity_manifest(affinity)
+    node_affinity = forced.get("nodeAffinity")
+    if node_affinity:
+        spec.setdefault("affinity", {})["nodeAffinity"] = node_affinity
+    tolerations = list(spec.get("tolerations") or [])
+    for toleration in GPU_TOLERATIONS:
+        if toleration not in tolerations:
+            tolerations.append(dict(toleration))
+    spec["tolerations"] = tolerations
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(name, namespace, owner, revision),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {L.LABEL_WORKSPACE: name}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": pod,
+        },
+    }
