@@ -1,8 +1,10 @@
-"""Inference benchmark: our server vs `transformers serve` (sequential and continuous batching).
+"""Inference benchmark: our server (transformers engine, and vLLM engine) vs `transformers serve`.
 
 Builds a seeded ~31M-parameter Llama-style model (fp32, CPU), starts each server alone in turn on
 127.0.0.1, drives it with C concurrent streaming chat clients (64 forced output tokens, greedy)
-and prints one table plus a RESULT line of ratios. Usage: python bench/inference/run_bench.py
+and prints one table plus a RESULT line of ratios. `ours-vllm` is the same server on the vLLM
+engine, run from .venv-vllm (`make install-vllm`; KAITO_VLLM_PYTHON names another interpreter),
+with the same model, clients and requests. Usage: python bench/inference/run_bench.py
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import itertools
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from kaito_testing.ports import free_port
 
 OUTPUT_TOKENS = 64
 # 32 prompt tokens with the tiny model's chat template (the reference runs used ~15-token prompts).
@@ -71,12 +74,6 @@ class Run:
         return self.tokens / self.wall_s if self.wall_s else 0.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def rss_mb(pid: int) -> float:
     total = 0
     for child in [pid, *_children(pid)]:
@@ -102,10 +99,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        out = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
+    """Every descendant: children started by any thread (vLLM starts its engine from one)."""
+    out: list[str] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += (task / "children").read_text().split()
+        except OSError:
+            continue
     kids = [int(p) for p in out]
     return kids + [g for k in kids for g in _children(k)]
 
@@ -170,8 +170,10 @@ async def drive(
         run.cpu_s = cpu_seconds(pid) - cpu
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], paths: list[str]) -> None:
-    deadline = time.monotonic() + 300
+def wait_healthy(
+    url: str, proc: subprocess.Popen[bytes], paths: list[str], timeout: float = 300
+) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
@@ -196,7 +198,8 @@ def bench_server(
     )
     runs: list[Run] = []
     try:
-        wait_healthy(url, proc, ["/health"])
+        # vLLM starts three processes that each import torch: minutes on 2 busy cores.
+        wait_healthy(url, proc, ["/health"], timeout=900 if "vllm" in name else 300)
         for c, per in plan:
             run = Run(name, c)
             asyncio.run(drive(url, model, extra, c, per, run, proc.pid))
@@ -221,11 +224,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer requests per client")
     parser.add_argument(
         "--servers",
-        default="ours,tserve-seq,tserve-cb",
+        default="ours,ours-vllm,tserve-seq,tserve-cb",
         help="comma-separated subset to run; tserve-seq+passive and tserve-cb+passive are controls",
     )
     args = parser.parse_args()
-    from kaito_common.testing.tiny_model import build_tiny_model
+    from kaito_testing.tiny_model import build_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="bench-inference-"))
     model_dir = build_tiny_model(
@@ -238,10 +241,19 @@ def main() -> int:
     plans = {"tserve-seq": [(c, SEQUENTIAL_PER_CLIENT_C32 if c == 32 else n) for c, n in plan]}
     py = sys.executable
     tserve = str(Path(py).with_name("transformers"))
+    root = Path(__file__).resolve().parents[2]
+    vllm_py = os.environ.get("KAITO_VLLM_PYTHON") or str(root / ".venv-vllm" / "bin" / "python")
     servers: dict[str, tuple[list[str], str, dict[str, object]]] = {
         "ours": (
             [py, "-m", "inference_server", "--model", str(model_dir), "--served-model-name",
              "bench", "--host", "127.0.0.1", "--max-batch-size", "32", "--log-level", "warning",
+             "--adapters-dir", str(work / "no-adapters")],
+            "bench", {"ignore_eos": True},
+        ),
+        "ours-vllm": (
+            [vllm_py, "-m", "inference_server", "--engine", "vllm", "--model", str(model_dir),
+             "--served-model-name", "bench", "--host", "127.0.0.1", "--max-batch-size", "32",
+             "--dtype", "float32", "--max-model-len", "1024", "--log-level", "warning",
              "--adapters-dir", str(work / "no-adapters")],
             "bench", {"ignore_eos": True},
         ),
@@ -280,6 +292,11 @@ def main() -> int:
         port = free_port()
         cmd = [*cmd, "--port", str(port)]
         env = passive if name.endswith("+passive") else None
+        if name == "ours-vllm":
+            if not Path(vllm_py).exists():
+                print(f"| {name:<18} | skipped: {vllm_py} missing (make install-vllm)", flush=True)
+                continue
+            env = {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")}
         env_runs = bench_server(name, cmd, port, model, extra, plans.get(name, plan), work, env)
         results[name] = {r.concurrency: r for r in env_runs}
 
@@ -289,14 +306,24 @@ def main() -> int:
             return "nan"
         return f"{ra.tok_s / rb.tok_s:.2f}"
 
-    ours32 = results.get("ours", {}).get(32)
-    ttft = f"{sorted(ours32.ttft)[len(ours32.ttft) // 2]:.3f}" if ours32 and ours32.ttft else "nan"
+    def ttft_p50(server: str, c: int) -> str:
+        run = results.get(server, {}).get(c)
+        return f"{sorted(run.ttft)[len(run.ttft) // 2]:.3f}" if run and run.ttft else "nan"
+
+    ttft = ttft_p50("ours", 32)
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
         f"RESULT c1_vs_seq={ratio('ours', 'tserve-seq', 1)} "
         f"c8_vs_seq={ratio('ours', 'tserve-seq', 8)} "
         f"c32_vs_seq={ratio('ours', 'tserve-seq', 32)} "
         f"c32_vs_tserve_cb={ratio('ours', 'tserve-cb', 32)} ttft_p50_c32_s={ttft}"
+    )
+    print(
+        f"RESULT_VLLM c1_vllm_vs_ours={ratio('ours-vllm', 'ours', 1)} "
+        f"c8_vllm_vs_ours={ratio('ours-vllm', 'ours', 8)} "
+        f"c32_vllm_vs_ours={ratio('ours-vllm', 'ours', 32)} "
+        f"c32_vllm_vs_tserve_cb={ratio('ours-vllm', 'tserve-cb', 32)} "
+        f"ttft_p50_c32_s={ttft_p50('ours-vllm', 32)}"
     )
     return 0
 
