@@ -17,6 +17,10 @@ base-image: image-tools ## debian:bookworm-slim equivalent from debootstrap, com
 images: image-tools base-image ## Build the four service images with buildah (layers and downloads cached)
 	@bash hack/images/build.sh
 
+.PHONY: image-vllm
+image-vllm: image-tools base-image ## The inference server on vLLM (VLLM_TARGET=gpu|cpu; ~6 GB, needs ~20 GB free disk)
+	@bash hack/images/build.sh inference-server-vllm
+
 .PHONY: compose-config
 compose-config: image-tools ## Check docker-compose.test.yml with docker-compose config
 	@docker-compose -f docker-compose.test.yml config --quiet && echo "docker-compose.test.yml is valid"

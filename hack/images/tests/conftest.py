@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kaito_common.testing.tiny_model import cached_tiny_model
+from kaito_testing.tiny_model import cached_tiny_model
 
 REPO = os.environ.get("IMAGE_REPO", "localhost/kaito")
 TAG = os.environ.get("IMAGE_TAG", "dev")

@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from kaito_common.testing.controlplane import ControlPlane, free_port
-from kaito_common.testing.dataserver import DataServer
-from kaito_common.testing.waiting import wait_for
+from kaito_testing.controlplane import ControlPlane
+from kaito_testing.dataserver import DataServer
+from kaito_testing.ports import free_port
+from kaito_testing.waiting import wait_for
 
 from .conftest import ROOT, SERVICES, USER_ID, Container, image_config, shared_dir
 
@@ -64,6 +65,16 @@ def test_image_runs_as_its_non_root_user(service: str, container: MakeContainer)
 def test_controller_images_have_no_torch(service: str, container: MakeContainer) -> None:
     done = container(service).exec(["python", "-c", "import torch"])
     assert done.returncode != 0 and "No module named 'torch'" in done.stderr
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_images_have_no_test_infrastructure(service: str, container: MakeContainer) -> None:
+    """kaito-testing is dev-only: neither its package nor the old `testing` package of
+    kaito-common is in an image."""
+    box = container(service)
+    for module in ("kaito_testing", "kaito_common.testing"):
+        done = box.exec(["python", "-c", f"import {module}"])
+        assert done.returncode != 0 and f"No module named '{module}'" in done.stderr, done.stderr
 
 
 def test_ml_images_share_the_torch_layer() -> None:
