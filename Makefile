@@ -3,7 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 export UV_SYSTEM_CERTS ?= 1
-export UV_LINK_MODE ?= copy
+# Hardlinks from uv's cache: each venv (.venv, .venv-vllm; one more per CI clone) holds ~6 GiB of
+# wheels (torch) that would otherwise be copied; uv falls back to copying across filesystems.
+export UV_LINK_MODE ?= hardlink
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 PYTEST_ARGS ?=

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kaito_local import (
+
+from kaito_testing.kaito_local import (
     REPO,
     Cluster,
     HostProcess,
-    free_port,
     gpu_provisioner_process,
     helm_install,
     local_values,
@@ -37,6 +37,7 @@ from kaito_local import (
     seed_tuning_workspace,
     workspace_controller_process,
 )
+from kaito_testing.ports import free_port
 
 STATE = REPO / ".dev" / "demo"
 KUBECONFIG = STATE / "kubeconfig"
@@ -67,9 +68,9 @@ def _remember(name: str, pid: int) -> None:
 
 
 def _devcluster(action: str) -> str:
-    """`kaito_common.testing.devcluster up|down`; returns what it printed."""
+    """`kaito_testing.devcluster up|down`; returns what it printed."""
     result = subprocess.run(
-        [python(), "-m", "kaito_common.testing.devcluster", action,
+        [python(), "-m", "kaito_testing.devcluster", action,
          "--state", str(STATE / "cluster"), "--kubeconfig", str(KUBECONFIG)],
         check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
@@ -122,12 +123,12 @@ def _alive(pid: int) -> bool:
 def _spawn_detached(proc: HostProcess) -> None:
     """Start a controller that outlives this script (own session), and record its pid."""
     proc.start()
-    assert proc.proc is not None
-    _remember(proc.name, proc.proc.pid)
+    assert proc.pid is not None
+    _remember(proc.name, proc.pid)
 
 
 def start_registry() -> tuple[str, str, str]:
-    from kaito_common.testing.registry import LocalRegistry
+    from kaito_testing.registry import LocalRegistry
 
     registry = LocalRegistry(STATE / "registry")
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
@@ -192,37 +193,11 @@ def serve_like_the_pod(cluster: Cluster) -> tuple[int, str, HostProcess]:
     argv = [*container.get("command", []), *container.get("args", [])]
     say(f"The controller's pod spec runs: {' '.join(argv)}")
 
-    pod_dir = STATE / "pod"
-    shutil.rmtree(pod_dir, ignore_errors=True)
-    mounts: dict[str, Path] = {}
-    volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    for mount in container.get("volumeMounts", []):
-        local = pod_dir / mount["name"]
-        local.mkdir(parents=True, exist_ok=True)
-        source = volumes.get(mount["name"], {})
-        if "configMap" in source:
-            cm = cluster.get_json("configmap", source["configMap"]["name"], "-n", NAMESPACE)
-            for key, text in (cm.get("data") or {}).items():
-                (local / key).write_text(text)
-            say(f"Wrote ConfigMap {source['configMap']['name']} to {local} ({mount['mountPath']})")
-        mounts[mount["mountPath"]] = local
+    mounts = _pod_volumes(cluster, pod, container)
     model_flag = next((a for a in argv if a.startswith("--model=")), "")
     weights = model_flag.partition("=")[2]
     if weights:
-        from kaito_common.testing.tiny_model import cached_tiny_model
-
-        cache = REPO / ".dev" / "tiny-models"
-        existed = {p.name for p in cache.glob("tiny-*")} if cache.exists() else set()
-        model = cached_tiny_model(cache)
-        mounts[weights] = model
-        done = (
-            "Reused the tiny model built before" if model.name in existed else "Built a tiny model"
-        )
-        copier = next(
-            (c for c in pod.get("initContainers", []) if c["name"] == "model-weights"), None
-        )
-        source = f"{weights}, copied there from {copier['image']}" if copier else weights
-        say(f"{done} (kaito_common.testing.tiny_model) at {model}, standing in for {source}")
+        mounts[weights] = _stand_in_weights(pod, weights)
     env: dict[str, str] = {}
     for item in container.get("env", []):
         if "value" in item:
@@ -244,6 +219,39 @@ def serve_like_the_pod(cluster: Cluster) -> tuple[int, str, HostProcess]:
     served = next((a.partition("=")[2] for a in argv if a.startswith("--served-model-name=")), "")
     say(f"inference-server answers /health on 127.0.0.1:{port} (the Service's target port)")
     return port, served, proc
+
+
+def _pod_volumes(cluster: Cluster, pod: Obj, container: Obj) -> dict[str, Path]:
+    """The container's volume mounts as local folders (ConfigMaps written out): path -> folder."""
+    pod_dir = STATE / "pod"
+    shutil.rmtree(pod_dir, ignore_errors=True)
+    mounts: dict[str, Path] = {}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        local = pod_dir / mount["name"]
+        local.mkdir(parents=True, exist_ok=True)
+        source = volumes.get(mount["name"], {})
+        if "configMap" in source:
+            cm = cluster.get_json("configmap", source["configMap"]["name"], "-n", NAMESPACE)
+            for key, text in (cm.get("data") or {}).items():
+                (local / key).write_text(text)
+            say(f"Wrote ConfigMap {source['configMap']['name']} to {local} ({mount['mountPath']})")
+        mounts[mount["mountPath"]] = local
+    return mounts
+
+
+def _stand_in_weights(pod: Obj, weights: str) -> Path:
+    """A tiny model standing in for the weights the pod's init container would copy."""
+    from kaito_testing.tiny_model import cached_tiny_model
+
+    cache = REPO / ".dev" / "tiny-models"
+    existed = {p.name for p in cache.glob("tiny-*")} if cache.exists() else set()
+    model = cached_tiny_model(cache)
+    done = "Reused the tiny model built before" if model.name in existed else "Built a tiny model"
+    copier = next((c for c in pod.get("initContainers", []) if c["name"] == "model-weights"), None)
+    source = f"{weights}, copied there from {copier['image']}" if copier else weights
+    say(f"{done} (kaito_testing.tiny_model) at {model}, standing in for {source}")
+    return model
 
 
 def call_it(port: int, model: str) -> None:
@@ -271,7 +279,7 @@ def call_it(port: int, model: str) -> None:
 
 
 def up() -> None:
-    from kaito_common.testing.testbin import ensure_testbin
+    from kaito_testing.testbin import ensure_testbin
 
     if STATE.exists():
         down()
@@ -288,6 +296,18 @@ def up() -> None:
     say("helm install kaito charts/kaito -n kaito-workspace: CRDs, RBAC, ServiceAccounts, "
         "webhook, default ConfigMaps (" + ", ".join(values) + ")")  # fmt: skip
 
+    _start_controllers(cluster, webhook_port)
+    _apply_workspaces(cluster)
+
+    converge(cluster)
+    say("kwok marks pods Running without running containers; the inference container runs next, "
+        "on this machine")  # fmt: skip
+    port, model, _ = serve_like_the_pod(cluster)
+    call_it(port, model)
+    _print_summary(port)
+
+
+def _start_controllers(cluster: Cluster, webhook_port: int) -> None:
     provisioner = gpu_provisioner_process(cluster, python(), STATE)
     _spawn_detached(provisioner)
     say(f"gpu-provisioner running (cloud kwok) as ServiceAccount kaito-workspace/gpu-provisioner, "
@@ -297,6 +317,8 @@ def up() -> None:
     say(f"workspace-controller running as ServiceAccount kaito-workspace/workspace-controller, "
         f"webhook on 127.0.0.1:{webhook_port}, log {controller.log_path}")  # fmt: skip
 
+
+def _apply_workspaces(cluster: Cluster) -> None:
     host, user, password = start_registry()
     cluster.kubectl("create", "namespace", NAMESPACE)
     cluster.kubectl(
@@ -319,12 +341,8 @@ def up() -> None:
     say(f"Applied the seed's tuning Workspace {NAMESPACE}/{TUNING_WS} "
         f"(output image {host}/tuning-phi-3:0.0.1, push secret local-registry)")  # fmt: skip
 
-    converge(cluster)
-    say("kwok marks pods Running without running containers; the inference container runs next, "
-        "on this machine")  # fmt: skip
-    port, model, _ = serve_like_the_pod(cluster)
-    call_it(port, model)
 
+def _print_summary(port: int) -> None:
     say("Done. Running now:")
     for pid_file in sorted(STATE.glob("*.pid")):
         print(f"    {pid_file.stem:22} pid {pid_file.read_text()}", flush=True)

@@ -22,6 +22,7 @@ nohup setsid .venv/bin/python -m workspace_controller \
   --webhook-host 127.0.0.1 --webhook-port "$WEBHOOK_PORT" \
   --webhook-url "https://127.0.0.1:$WEBHOOK_PORT/validate/workspace.kaito.sh" \
   --metrics-port "$METRICS_PORT" \
+  --release-namespace "${KAITO_RELEASE_NAMESPACE:-kaito-workspace}" \
   --enable-test-presets --allow-loopback-urls \
   >>"$LOG" 2>&1 &
 echo $! >"$PID_FILE"
