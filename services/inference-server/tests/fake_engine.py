@@ -16,6 +16,10 @@ class CharCodec:
     def eos_token_ids(self) -> tuple[int, ...]:
         return (0,)
 
+    @property
+    def vocab_size(self) -> int:
+        return 0xD800  # code points below the surrogates: every id decodes to a character
+
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         return [ord(c) for c in text]
 

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 
 from inference_server.api import kaito_routes, openai_routes, system_routes
 from inference_server.api.errors import install_error_handlers
+from inference_server.api.json_body import JSONBodyMiddleware
 from inference_server.engine.protocol import Engine
+from inference_server.engine.types import IterationReport
 from inference_server.metrics import ServerMetrics
 from inference_server.serving import CompletionService
 from inference_server.settings import ServerSettings
@@ -19,7 +21,13 @@ from inference_server.settings import ServerSettings
 def build_app(settings: ServerSettings, engine: Engine) -> FastAPI:
     metrics = ServerMetrics(settings.model_name, settings.max_model_len or 8192)
     if hasattr(engine, "iteration_observer"):
-        engine.iteration_observer = metrics.iteration_tokens.observe
+
+        def observe(step: IterationReport | float) -> None:
+            # The transformers engine reports each step; vLLM's stats give the token count.
+            tokens = step.tokens if isinstance(step, IterationReport) else step
+            metrics.iteration_tokens.observe(tokens)
+
+        engine.iteration_observer = observe
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -34,6 +42,7 @@ def build_app(settings: ServerSettings, engine: Engine) -> FastAPI:
     app.state.service = CompletionService(settings, engine, metrics)
     app.state.started_at = time.time()
     install_error_handlers(app)
+    app.add_middleware(JSONBodyMiddleware)
     app.include_router(system_routes.router)
     app.include_router(kaito_routes.router)
     app.include_router(openai_routes.router)

@@ -17,3 +17,7 @@ class ModelNotFoundError(Exception):
     def __init__(self, model: str) -> None:
         super().__init__(f"The model `{model}` does not exist.")
         self.param = "model"
+
+
+class UnsupportedMediaTypeError(InvalidRequestError):
+    """The body is neither declared as JSON nor parses as JSON (HTTP 415)."""

@@ -5,6 +5,7 @@ nothing of FastAPI; the routers call it."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import uuid
 from collections.abc import AsyncGenerator, Sequence
@@ -16,6 +17,11 @@ from inference_server.engine.types import GenerationOutput, GenerationRequest, S
 from inference_server.errors import InvalidRequestError, ModelNotFoundError
 from inference_server.metrics import ServerMetrics
 from inference_server.settings import ServerSettings
+
+# Below this a temperature means greedy decoding (vLLM's _SAMPLING_EPS).
+GREEDY_BELOW_TEMPERATURE = 1e-5
+# Logits divided by a smaller penalty overflow float32 to inf, and sampling then fails.
+MIN_REPETITION_PENALTY = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +55,19 @@ class CompletionService:
     def encode_prompt(self, text: str) -> list[int]:
         return self.engine.codec.encode(text)
 
+    def decode_prompt_ids(self, ids: Sequence[int], param: str = "prompt") -> str:
+        """The text of a token-id prompt, once every id is checked against the vocabulary (an id
+        outside it would index past the embedding table and fail the engine's whole batch)."""
+        vocab = self.engine.codec.vocab_size
+        for i, token in enumerate(ids):
+            if not 0 <= token < vocab:
+                raise InvalidRequestError(
+                    f"{param}[{i}]: token id {token} is outside this model's vocabulary "
+                    f"(ids 0 to {vocab - 1})",
+                    param.split("[", 1)[0],
+                )
+        return self.engine.codec.decode(ids)
+
     def encode_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:
         codec = self.engine.codec
         try:
@@ -67,6 +86,7 @@ class CompletionService:
         *,
         adapter: str | None,
         max_tokens_param: str = "max_tokens",
+        prompt_param: str = "prompt",
         truncate_prompt: bool = False,
     ) -> GenerationRequest:
         """Check the prompt and token budget against the context length."""
@@ -76,12 +96,12 @@ class CompletionService:
             keep = max(1, limit - options.max_tokens)
             ids = ids[-keep:]
         if not ids:
-            raise InvalidRequestError("prompt must not be empty", "prompt")
+            raise InvalidRequestError(f"{prompt_param} must not be empty", prompt_param)
         if len(ids) >= limit:
             raise InvalidRequestError(
-                f"This model's maximum context length is {limit} tokens. However, your prompt "
-                f"has {len(ids)} tokens. Please reduce the length of the prompt.",
-                "prompt",
+                f"This model's maximum context length is {limit} tokens. However, your "
+                f"{prompt_param} has {len(ids)} tokens. Please shorten {prompt_param}.",
+                prompt_param,
             )
         room = limit - len(ids)
         max_tokens = options.max_tokens
@@ -96,23 +116,39 @@ class CompletionService:
                 f"({max_tokens} > {limit} - {len(ids)}).",
                 max_tokens_param,
             )
-        if options.temperature < 0:
-            raise InvalidRequestError("temperature must be non-negative", "temperature")
-        if not 0 < options.top_p <= 1:
-            raise InvalidRequestError("top_p must be in (0, 1]", "top_p")
-        if options.repetition_penalty <= 0:
-            raise InvalidRequestError("repetition_penalty must be positive", "repetition_penalty")
-        sampling = dataclasses.replace(
-            options,
-            max_tokens=max_tokens,
-            top_k=max(0, options.top_k),
-            min_tokens=min(options.min_tokens, max_tokens),
-        )
+        sampling = self._checked_sampling(options, max_tokens)
         return GenerationRequest(
             request_id=uuid.uuid4().hex,
             prompt_token_ids=tuple(ids),
             sampling=sampling,
             adapter=adapter,
+        )
+
+    def _checked_sampling(self, options: SamplingParams, max_tokens: int) -> SamplingParams:
+        """The request's sampling settings, refused where they would break the engine."""
+        if not 0 <= options.temperature < math.inf:
+            raise InvalidRequestError(
+                "temperature must be a finite, non-negative number", "temperature"
+            )
+        if not 0 < options.top_p <= 1:
+            raise InvalidRequestError("top_p must be in (0, 1]", "top_p")
+        if not MIN_REPETITION_PENALTY <= options.repetition_penalty < math.inf:
+            raise InvalidRequestError(
+                f"repetition_penalty must be finite and at least {MIN_REPETITION_PENALTY} (a "
+                "smaller one overflows the logits)",
+                "repetition_penalty",
+            )
+        return dataclasses.replace(
+            options,
+            # As vLLM does: a temperature this small is greedy, and dividing by it would
+            # overflow the logits.
+            temperature=0.0
+            if options.temperature < GREEDY_BELOW_TEMPERATURE
+            else options.temperature,
+            max_tokens=max_tokens,
+            # 0 is "no top-k"; so is a k past the vocabulary (an engine may not accept one).
+            top_k=options.top_k if 0 < options.top_k < self.engine.codec.vocab_size else 0,
+            min_tokens=min(options.min_tokens, max_tokens),
         )
 
     def generate(self, request: GenerationRequest) -> AsyncGenerator[GenerationOutput, None]:

@@ -6,7 +6,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from inference_server.api.disconnect import ClientDisconnectedError, run_until_disconnect
-from inference_server.api.kaito_schemas import GenerateKwargs, UnifiedRequest
+from inference_server.api.kaito_schemas import (
+    KAITO_ERROR_RESPONSES,
+    ChatResult,
+    GenerateKwargs,
+    UnifiedRequest,
+)
 from inference_server.engine.types import SamplingParams
 from inference_server.errors import InvalidRequestError
 from inference_server.serving import CompletionService
@@ -42,8 +47,8 @@ def _options(kw: GenerateKwargs, prompt_tokens: int) -> SamplingParams:
     )
 
 
-@router.post("/chat", response_model=None)
-async def chat(body: UnifiedRequest, request: Request) -> Response:
+@router.post("/chat", response_model=ChatResult, responses=KAITO_ERROR_RESPONSES)
+async def chat(body: UnifiedRequest, request: Request) -> ChatResult | Response:
     service: CompletionService = request.app.state.service
     adapter = service.resolve_adapter(body.model)
     if body.messages:
@@ -62,6 +67,7 @@ async def chat(body: UnifiedRequest, request: Request) -> Response:
         options,
         adapter=adapter,
         max_tokens_param="generate_kwargs.max_new_tokens",
+        prompt_param="messages" if body.messages else "prompt",
         truncate_prompt=body.handle_long_generation == "hole",
     )
     try:
@@ -71,4 +77,4 @@ async def chat(body: UnifiedRequest, request: Request) -> Response:
     text = done.text
     if body.return_full_text and not body.messages:
         text = prompt_text + text
-    return JSONResponse({"Result": text})
+    return ChatResult(Result=text)

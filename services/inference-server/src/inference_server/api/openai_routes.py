@@ -7,12 +7,22 @@ import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from inference_server.api.disconnect import ClientDisconnectedError, run_until_disconnect
+from inference_server.api.openai_responses import (
+    ERROR_RESPONSES,
+    SSE_RESPONSE,
+    AssistantMessage,
+    ChatCompletionChoice,
+    ChatCompletionResponse,
+    CompletionChoice,
+    CompletionResponse,
+    Usage,
+)
 from inference_server.api.openai_schemas import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -47,15 +57,14 @@ def _options(body: SamplingFields, max_tokens: int | None) -> SamplingParams:
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
+    return Usage.of(prompt_tokens, completion_tokens).model_dump()
 
 
-def _finish(reason: str | None) -> str | None:
-    return "stop" if reason == "abort" else reason
+def _finish(reason: str | None) -> Literal["stop", "length"] | None:
+    """OpenAI's finish reason: an aborted request reads as stopped."""
+    if reason is None:
+        return None
+    return "length" if reason == "length" else "stop"
 
 
 def _sse(payload: dict[str, Any]) -> str:
@@ -65,8 +74,14 @@ def _sse(payload: dict[str, Any]) -> str:
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-@router.post("/v1/chat/completions", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+@router.post(
+    "/v1/chat/completions",
+    response_model=ChatCompletionResponse,
+    responses={200: {"content": SSE_RESPONSE}, **ERROR_RESPONSES},
+)
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request
+) -> ChatCompletionResponse | Response:
     service = _service(request)
     adapter = service.resolve_adapter(body.model)
     messages = [{"role": m.role, "content": m.text()} for m in body.messages]
@@ -76,7 +91,11 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     if max_tokens is None:
         max_tokens = body.max_tokens
     gen = service.build_request(
-        prompt_ids, _options(body, max_tokens), adapter=adapter, max_tokens_param=param
+        prompt_ids,
+        _options(body, max_tokens),
+        adapter=adapter,
+        max_tokens_param=param,
+        prompt_param="messages",
     )
     model = body.model or service.model_name
     completion_id = f"chatcmpl-{gen.request_id}"
@@ -93,22 +112,18 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
         done = await run_until_disconnect(request, service.complete(gen))
     except ClientDisconnectedError:
         return Response(status_code=499)
-    return JSONResponse(
-        {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": done.text},
-                    "logprobs": None,
-                    "finish_reason": _finish(done.finish_reason),
-                }
-            ],
-            "usage": _usage(done.prompt_tokens, done.completion_tokens),
-        }
+    return ChatCompletionResponse(
+        id=completion_id,
+        created=created,
+        model=model,
+        choices=[
+            ChatCompletionChoice(
+                index=0,
+                message=AssistantMessage(content=done.text),
+                finish_reason=_finish(done.finish_reason),
+            )
+        ],
+        usage=Usage.of(done.prompt_tokens, done.completion_tokens),
     )
 
 
@@ -151,20 +166,24 @@ def _prompts(service: CompletionService, prompt: Any) -> list[tuple[str, list[in
     if isinstance(prompt, str):
         return [(prompt, service.encode_prompt(prompt))]
     if prompt and all(isinstance(p, int) for p in prompt):
-        return [(service.engine.codec.decode(prompt), list(prompt))]
+        return [(service.decode_prompt_ids(prompt), list(prompt))]
     out: list[tuple[str, list[int]]] = []
-    for item in prompt:
+    for i, item in enumerate(prompt):
         if isinstance(item, str):
             out.append((item, service.encode_prompt(item)))
         else:
-            out.append((service.engine.codec.decode(item), list(item)))
+            out.append((service.decode_prompt_ids(item, f"prompt[{i}]"), list(item)))
     if not out:
         raise InvalidRequestError("prompt must not be empty", "prompt")
     return out
 
 
-@router.post("/v1/completions", response_model=None)
-async def completions(body: CompletionRequest, request: Request) -> Response:
+@router.post(
+    "/v1/completions",
+    response_model=CompletionResponse,
+    responses={200: {"content": SSE_RESPONSE}, **ERROR_RESPONSES},
+)
+async def completions(body: CompletionRequest, request: Request) -> CompletionResponse | Response:
     service = _service(request)
     adapter = service.resolve_adapter(body.model)
     options = _options(body, body.max_tokens)
@@ -194,25 +213,21 @@ async def completions(body: CompletionRequest, request: Request) -> Response:
     except ClientDisconnectedError:
         return Response(status_code=499)
     choices = [
-        {
-            "index": i,
-            "text": (prompts[i][0] if body.echo else "") + done.text,
-            "logprobs": None,
-            "finish_reason": _finish(done.finish_reason),
-        }
+        CompletionChoice(
+            index=i,
+            text=(prompts[i][0] if body.echo else "") + done.text,
+            finish_reason=_finish(done.finish_reason),
+        )
         for i, done in enumerate(results)
     ]
     prompt_tokens = sum(r.prompt_tokens for r in results)
     completion_tokens = sum(r.completion_tokens for r in results)
-    return JSONResponse(
-        {
-            "id": completion_id,
-            "object": "text_completion",
-            "created": created,
-            "model": model,
-            "choices": choices,
-            "usage": _usage(prompt_tokens, completion_tokens),
-        }
+    return CompletionResponse(
+        id=completion_id,
+        created=created,
+        model=model,
+        choices=choices,
+        usage=Usage.of(prompt_tokens, completion_tokens),
     )
 
 

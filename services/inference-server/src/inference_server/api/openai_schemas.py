@@ -6,6 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# A seed must fit torch's 64-bit generator (vLLM's bounds).
+SEED_MIN = -(2**63)
+SEED_MAX = 2**63 - 1
+
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -37,9 +41,9 @@ class SamplingFields(_Lenient):
     max_tokens: int | None = None
     temperature: float | None = Field(None, ge=0)
     top_p: float | None = Field(None, gt=0, le=1)
-    n: int = 1
+    n: int = Field(1, ge=1, le=1, description="Only 1 is supported")
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_MIN, le=SEED_MAX)
     stream: bool = False
     stream_options: StreamOptions | None = None
     # vLLM extensions

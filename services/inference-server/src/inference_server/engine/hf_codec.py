@@ -24,6 +24,10 @@ class HFTextCodec:
         return self._eos
 
     @property
+    def vocab_size(self) -> int:
+        return len(self._tokenizer)
+
+    @property
     def pad_token_id(self) -> int:
         pad = self._tokenizer.pad_token_id
         return int(pad if pad is not None else (self._eos[0] if self._eos else 0))
