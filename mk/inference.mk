@@ -31,3 +31,19 @@ bench-inference: install install-vllm ## Inference server (transformers and vLLM
 	-$(PY) bench/inference/run_bench.py $(BENCH_INFERENCE_ARGS)
 
 BENCH_TARGETS += bench-inference
+
+# A longer, randomly seeded run of the suite's API fuzz test (schemathesis against the app's own
+# /openapi.json, in-process over the fake engine). FUZZ_EXAMPLES: generated requests per
+# operation and mode; FUZZ_SEED: replay a run (the seed is printed).
+FUZZ_EXAMPLES ?= 400
+.PHONY: fuzz-inference
+fuzz-inference: install ## Fuzz the inference server's HTTP API from /openapi.json (prints RESULT)
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; echo "fuzz seed=$$seed"; \
+	KAITO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) KAITO_FUZZ_SEED=$$seed $(PY) -m pytest -q -s \
+	  -p no:cacheprovider services/inference-server/tests/test_fuzz_openapi.py
+
+.PHONY: bench-chunked-prefill
+bench-chunked-prefill: install ## 16 decoding streams while a ~1,500-token prompt arrives: ITL with and without chunked prefill
+	-$(PY) bench/inference/chunked_prefill.py
+
+BENCH_TARGETS += bench-chunked-prefill

@@ -5,6 +5,8 @@ whole batch and costs one padded batched forward. Buffers are preallocated with 
 step writes in place instead of concatenating the whole cache (what `DynamicLayer` does).
 Rows leave with `select_rows`; columns that have become padding for every row are dropped with
 `trim_left`; a freshly prefilled batch joins with `merge`, which left-pads the shorter side.
+A forward that fails half-way is undone with `rewind_cache`; `copy_cache_rows` lets the scheduler
+try one request alone without touching the batch.
 """
 
 from __future__ import annotations
@@ -99,6 +101,24 @@ class PaddedBatchLayer(DynamicLayer):  # type: ignore[no-untyped-call]
         self.key_buf, self.value_buf, self.length = keys, values, length
         self._refresh_views()
 
+    def rewind(self, length: int) -> None:
+        """Forget the columns after `length` (those a forward that failed half-way wrote)."""
+        if self.key_buf is None or self.value_buf is None or length >= self.length:
+            return
+        self.length = length
+        self._refresh_views()
+
+    def copy_rows(self, rows: torch.Tensor) -> PaddedBatchLayer:
+        """A new layer holding copies of `rows` (the original is left as it is)."""
+        copy = PaddedBatchLayer()
+        if self.key_buf is not None and self.value_buf is not None:
+            copy.key_buf = self.key_buf.index_select(0, rows)
+            copy.value_buf = self.value_buf.index_select(0, rows)
+            copy.length = self.length
+            copy.is_initialized, copy.device, copy.dtype = True, self.device, self.dtype
+            copy._refresh_views()
+        return copy
+
     def _refresh_views(self) -> None:
         assert self.key_buf is not None and self.value_buf is not None
         self.keys = self.key_buf[:, :, : self.length]
@@ -116,3 +136,20 @@ def batch_layers(cache: DynamicCache) -> list[PaddedBatchLayer]:
     layers = [layer for layer in cache.layers if isinstance(layer, PaddedBatchLayer)]
     assert len(layers) == len(cache.layers)
     return layers
+
+
+def cache_lengths(cache: DynamicCache) -> list[int]:
+    """Each layer's column count, to `rewind_cache` to after a failed forward."""
+    return [layer.length for layer in batch_layers(cache)]
+
+
+def rewind_cache(cache: DynamicCache, lengths: list[int]) -> None:
+    for layer, length in zip(batch_layers(cache), lengths, strict=True):
+        layer.rewind(length)
+
+
+def copy_cache_rows(cache: DynamicCache, rows: torch.Tensor) -> DynamicCache:
+    """A cache holding copies of `rows` of `cache` (to try one request alone)."""
+    copy = DynamicCache()
+    copy.layers = [layer.copy_rows(rows) for layer in batch_layers(cache)]
+    return copy

@@ -25,13 +25,15 @@ from inference_server.engine.errors import (
 from inference_server.engine.hf_codec import HFTextCodec
 from inference_server.engine.loader import LoadedModel, load_model
 from inference_server.engine.sampling import RowState
-from inference_server.engine.scheduler import BatchScheduler, Sequence
+from inference_server.engine.scheduler import BatchScheduler
+from inference_server.engine.sequence import Sequence
 from inference_server.engine.thread_bridge import ThreadBridge, stream_outputs
 from inference_server.engine.types import (
     AdapterInfo,
     EngineStats,
     GenerationOutput,
     GenerationRequest,
+    IterationReport,
 )
 from inference_server.settings import ServerSettings
 
@@ -55,7 +57,8 @@ class TransformersEngine:
         self._not_ready_reason = "Model is loading"
         self._loaded: LoadedModel | None = None
         self._scheduler: BatchScheduler | None = None
-        self.iteration_observer: Callable[[int], None] | None = None
+        # Called on the engine thread after every step with what the step did (tests, benchmarks).
+        self.iteration_observer: Callable[[IterationReport], None] | None = None
 
     # -- interface -------------------------------------------------------------------------
     @property
@@ -161,9 +164,9 @@ class TransformersEngine:
             raise EngineNotReadyError(self._not_ready_reason)
         return self._loaded
 
-    def _observe_iteration(self, tokens: int) -> None:
+    def _observe_iteration(self, report: IterationReport) -> None:
         if self.iteration_observer is not None:
-            self.iteration_observer(tokens)
+            self.iteration_observer(report)
 
     # -- engine thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -183,6 +186,6 @@ class TransformersEngine:
                 try:
                     scheduler.step()
                 except Exception as exc:
-                    log.exception("Engine step failed; aborting the running batch")
+                    log.exception("Engine step failed outside any request; ending every request")
                     scheduler.fail_all(exc)
         scheduler.fail_all(EngineNotReadyError("engine stopped"))

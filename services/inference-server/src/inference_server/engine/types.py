@@ -73,3 +73,13 @@ class EngineStats:
     kv_cache_usage: float
     max_model_len: int
     adapters: tuple[AdapterInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class IterationReport:
+    """What one engine step did; an engine's iteration observer gets one after every step."""
+
+    prefilled: tuple[tuple[str, int], ...] = ()  # (request id, prompt tokens prefilled)
+    decoded: tuple[str, ...] = ()  # requests that got a token from the step's batched decode
+    failed: tuple[str, ...] = ()  # requests the step ended with an error
+    tokens: int = 0  # tokens the step's forwards computed (padding excluded)
