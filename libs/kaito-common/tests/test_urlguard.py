@@ -6,7 +6,14 @@ from collections.abc import Iterable
 
 import pytest
 
-from kaito_common.urlguard import Resolver, UnsafeURLError, URLPolicy, check_url, is_safe_url
+from kaito_common.urlguard import (
+    Resolver,
+    UnsafeURLError,
+    URLPolicy,
+    approved_addresses,
+    check_url,
+    is_safe_url,
+)
 
 
 def fake_resolver(table: dict[str, list[str]]) -> Resolver:
@@ -183,3 +190,27 @@ def test_allow_list_keeps_loopback_setting_and_ignores_blanks() -> None:
     policy = URLPolicy.with_allow_list(["", " 10.0.0.0/8 "], allow_loopback=True)
     assert policy.allow_loopback
     assert [str(n) for n in policy.allowed_networks] == ["10.0.0.0/8"]
+
+
+# -- approved_addresses: what a fetcher connects to -------------------------------------------
+
+
+def test_approved_addresses_are_the_checked_answer_ipv4_first() -> None:
+    calls: list[str] = []
+
+    def resolve(host: str) -> list[str]:
+        calls.append(host)
+        return ["2606:4700::1111", "93.184.216.34", "93.184.216.34"]
+
+    got = approved_addresses("https://dual.example.com/a", resolver=resolve)
+    assert [str(a) for a in got] == ["93.184.216.34", "2606:4700::1111"]
+    assert calls == ["dual.example.com"]  # one lookup
+    assert [str(a) for a in approved_addresses("http://[2606:4700::1]/a")] == ["2606:4700::1"]
+    assert approved_addresses("http://sneaky.example.com/a", resolver=None) == []
+
+
+def test_approved_addresses_refuse_like_check_url() -> None:
+    with pytest.raises(UnsafeURLError, match=r"resolves to 10\.1\.2\.3"):
+        approved_addresses("http://sneaky.example.com/a", resolver=fake_resolver(DNS))
+    with pytest.raises(UnsafeURLError, match="metadata"):
+        approved_addresses("http://rebind.example.com/a", resolver=fake_resolver(DNS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tuning_runner.oci.client import RegistryError, sha256_digest
 
@@ -15,7 +16,9 @@ class InMemoryRegistry:
     def blob_exists(self, repository: str, digest: str) -> bool:
         return digest in self.blobs.get(repository, {})
 
-    def push_blob(self, repository: str, digest: str, data: bytes) -> None:
+    def push_blob(self, repository: str, digest: str, data: bytes | Path) -> None:
+        if isinstance(data, Path):
+            data = data.read_bytes()
         if sha256_digest(data) != digest:
             raise RegistryError(f"blob digest mismatch for {digest}")
         self.blobs.setdefault(repository, {})[digest] = data
@@ -25,6 +28,11 @@ class InMemoryRegistry:
             return self.blobs[repository][digest]
         except KeyError as err:
             raise RegistryError(f"GET blob {digest} failed with HTTP 404") from err
+
+    def download_blob(self, repository: str, digest: str, target: Path) -> int:
+        data = self.get_blob(repository, digest)
+        target.write_bytes(data)
+        return len(data)
 
     def put_manifest(
         self, repository: str, reference: str, manifest: bytes, media_type: str

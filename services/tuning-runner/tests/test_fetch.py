@@ -189,3 +189,139 @@ def test_unreadable_ca_file_is_a_clear_failure(tmp_path: Path) -> None:
     with pytest.raises(CABundleError, match="cannot be loaded"):
         ssl_context(bad)
     assert ssl_context(None) is True
+
+
+# -- DNS rebinding: the connection goes to the address the guard approved ---------------------
+
+
+class RebindingResolver:
+    """Answers each name's first lookup with `first` and every later one with `later`
+    (a DNS server rebinding the name after the check)."""
+
+    def __init__(self, first: dict[str, str], later: str = "169.254.169.254") -> None:
+        self.first = first
+        self.later = later
+        self.calls: list[str] = []
+
+    def __call__(self, host: str) -> list[str]:
+        self.calls.append(host)
+        if self.calls.count(host) == 1:
+            return [self.first[host]]
+        return [self.later]
+
+
+class _RecordingHandler(SimpleHTTPRequestHandler):
+    hosts: list[str]
+    redirect_to: str
+
+    def do_GET(self) -> None:
+        self.hosts.append(self.headers.get("Host", ""))
+        if self.path == "/start":
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recording_server(tmp_path: Path) -> Iterator[tuple[int, type[_RecordingHandler]]]:
+    """A loopback HTTP server recording each request's Host header; `/start` redirects."""
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "train.jsonl").write_text('{"text": "pinned"}\n')
+    handler = type("Handler", (_RecordingHandler,), {"hosts": [], "redirect_to": ""})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1]), handler
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_connects_to_the_approved_address_not_a_second_answer(
+    recording_server: tuple[int, type[_RecordingHandler]], tmp_path: Path
+) -> None:
+    port, handler = recording_server
+    resolver = RebindingResolver({"data.rebind.test": "127.0.0.1"})
+    (got,) = fetch_urls(
+        [f"http://data.rebind.test:{port}/train.jsonl"],
+        tmp_path / "data",
+        FetchOptions(allow_loopback=True, attempts=1, read_timeout=5),
+        resolver=resolver,
+    )
+    assert got.read_text() == '{"text": "pinned"}\n'
+    assert resolver.calls == ["data.rebind.test"]  # resolved once; the checked answer was used
+    assert handler.hosts == [f"data.rebind.test:{port}"]  # the server still saw the name
+
+
+def test_every_redirect_hop_is_resolved_once_and_pinned(
+    recording_server: tuple[int, type[_RecordingHandler]], tmp_path: Path
+) -> None:
+    port, handler = recording_server
+    handler.redirect_to = f"http://second.rebind.test:{port}/train.jsonl"
+    resolver = RebindingResolver(
+        {"first.rebind.test": "127.0.0.1", "second.rebind.test": "127.0.0.1"}
+    )
+    (got,) = fetch_urls(
+        [f"http://first.rebind.test:{port}/start"],
+        tmp_path / "data",
+        FetchOptions(allow_loopback=True, attempts=1, read_timeout=5),
+        resolver=resolver,
+    )
+    assert got.name == "start" and got.read_text() == '{"text": "pinned"}\n'
+    assert resolver.calls == ["first.rebind.test", "second.rebind.test"]
+    assert handler.hosts == [f"first.rebind.test:{port}", f"second.rebind.test:{port}"]
+
+
+def test_a_redirect_hop_resolving_to_metadata_is_refused(
+    recording_server: tuple[int, type[_RecordingHandler]], tmp_path: Path
+) -> None:
+    port, handler = recording_server
+    handler.redirect_to = f"http://evil.rebind.test:{port}/train.jsonl"
+    resolver = RebindingResolver(
+        {"first.rebind.test": "127.0.0.1", "evil.rebind.test": "169.254.169.254"}
+    )
+    with pytest.raises(FetchError, match="metadata"):
+        fetch_urls(
+            [f"http://first.rebind.test:{port}/start"],
+            tmp_path / "data",
+            FetchOptions(allow_loopback=True, attempts=1, read_timeout=5),
+            resolver=resolver,
+        )
+    assert handler.hosts == [f"first.rebind.test:{port}"]  # the refused hop was never sent
+
+
+def test_pinned_https_checks_the_certificate_against_the_name(
+    tls_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The TLS server name (SNI) and the certificate check use the URL's host, not the IP the
+    connection goes to: the certificate names kubernetes.default.svc and 127.0.0.1, not
+    other.rebind.test, so only the first fetch may succeed."""
+    base, ca = tls_server
+    port = base.rsplit(":", 1)[1]
+    resolver = RebindingResolver(
+        {"kubernetes.default.svc": "127.0.0.1", "other.rebind.test": "127.0.0.1"}
+    )
+    opts = FetchOptions(allow_loopback=True, attempts=1, read_timeout=5, ca_file=ca)
+    (got,) = fetch_urls(
+        [f"https://kubernetes.default.svc:{port}/train.jsonl"],
+        tmp_path / "a",
+        opts,
+        resolver=resolver,
+    )
+    assert got.read_text() == '{"text": "private"}\n'
+    with pytest.raises(FetchError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify|match"):
+        fetch_urls(
+            [f"https://other.rebind.test:{port}/train.jsonl"],
+            tmp_path / "b",
+            opts,
+            resolver=resolver,
+        )

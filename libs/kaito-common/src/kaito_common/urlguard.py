@@ -1,8 +1,9 @@
 """The SSRF guard: refuse URLs pointing into the cluster, the node or a cloud metadata service.
 
 Used by the tuning runner before it fetches input URLs and by the workspace webhook before it
-accepts them. Dependency-free: only the standard library. `check_url` is pure apart from name
-resolution, which is injectable so callers and tests can decide how names resolve.
+accepts them. Dependency-free: only the standard library. `check_url` and `approved_addresses`
+are pure apart from name resolution, which is injectable so callers and tests can decide how
+names resolve.
 
 An operator can allow data sources inside the cluster (an in-cluster MinIO, a Service's
 ClusterIP) with `URLPolicy.allowed_networks` (CIDRs) and `URLPolicy.allowed_hosts` (host names);
@@ -18,9 +19,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 Resolver = Callable[[str], Iterable[str]]
-_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 """Maps a host name to the IP addresses it resolves to."""
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 
@@ -172,7 +173,7 @@ def _split(url: str, policy: URLPolicy) -> tuple[str, bool]:
     return host, allowed_name
 
 
-def _resolve(url: str, host: str, resolver: Resolver) -> list[_Address]:
+def _resolve(url: str, host: str, resolver: Resolver) -> list[Address]:
     try:
         addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolver(host)]
     except UnsafeURLError:
@@ -184,24 +185,27 @@ def _resolve(url: str, host: str, resolver: Resolver) -> list[_Address]:
     return addresses
 
 
-def check_url(
+def approved_addresses(
     url: str, policy: URLPolicy | None = None, resolver: Resolver | None = system_resolver
-) -> None:
-    """Raise `UnsafeURLError` naming the problem when `url` must not be fetched.
+) -> list[Address]:
+    """The addresses `url` may be fetched from, resolved once and each checked; raises
+    `UnsafeURLError` naming the problem when any of them (or the URL itself) is refused.
 
-    With `resolver=None` host names are not resolved (a purely syntactic check, e.g. in an
-    admission webhook that must not do DNS); IP literals and known names are still checked.
+    A fetcher connects to one of these exact addresses (not to the name again), so a DNS
+    answer that changes between the check and the connection (rebinding) cannot reach an
+    address the check never saw. IPv4 addresses come first. With `resolver=None` a host name is
+    only checked syntactically and the list is empty.
     """
     policy = policy or URLPolicy()
     host, allowed_name = _split(url, policy)
     try:
-        literal: _Address | None = ipaddress.ip_address(host)
+        literal: Address | None = ipaddress.ip_address(host)
     except ValueError:
         literal = None
     if literal is not None:
         addresses = [literal]
     elif resolver is None:
-        return
+        return []
     else:
         addresses = _resolve(url, host, resolver)
 
@@ -216,6 +220,19 @@ def check_url(
                 f"{problem}{via}; only public addresses may be fetched unless the operator "
                 "allows the network or host"
             )
+    return sorted(dict.fromkeys(addresses), key=lambda a: a.version)
+
+
+def check_url(
+    url: str, policy: URLPolicy | None = None, resolver: Resolver | None = system_resolver
+) -> None:
+    """Raise `UnsafeURLError` naming the problem when `url` must not be fetched.
+
+    With `resolver=None` host names are not resolved (a purely syntactic check, e.g. in an
+    admission webhook that must not do DNS); IP literals and known names are still checked.
+    A fetcher should use `approved_addresses` and connect to what it returns instead.
+    """
+    approved_addresses(url, policy, resolver)
 
 
 def is_safe_url(

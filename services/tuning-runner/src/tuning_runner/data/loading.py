@@ -1,11 +1,13 @@
 """Read dataset files (parquet, jsonl/json, csv, arrow) into rows; the extension decides the reader.
 
-pyarrow reads the files directly (no `datasets` cache folder, no extra import cost in the pod).
+pyarrow reads the files directly (no `datasets` cache folder, no extra import cost in the pod),
+a record batch at a time (parquet, arrow, csv) or a line at a time (jsonl), never a whole table.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,9 @@ FORMATS = {
 }
 
 Row = dict[str, Any]
+BATCH_ROWS = 1024  # rows per record batch read from a columnar file
+CSV_BLOCK_BYTES = 4 << 20
+PARQUET_BUFFER_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -72,15 +77,33 @@ def find_dataset_files(location: Path, override: str | None = None) -> list[Path
     return files
 
 
-def _read_arrow(path: Path) -> pa.Table:
+def _arrow_batches(path: Path) -> Iterator[pa.RecordBatch]:
     with path.open("rb") as fh:
         magic = fh.read(6)
     # Arrow IPC "file" format starts with ARROW1; HF datasets writes the "stream" format.
     if magic == b"ARROW1":
         with pa_ipc.open_file(path) as reader:
-            return reader.read_all()
+            for index in range(reader.num_record_batches):
+                yield reader.get_batch(index)
+        return
     with pa_ipc.open_stream(path) as reader:
-        return reader.read_all()
+        yield from reader
+
+
+def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    # No pre-buffering: it would read the whole file's column chunks into memory up front.
+    with pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES) as parquet:
+        yield from parquet.iter_batches(batch_size=BATCH_ROWS)
+
+
+def _csv_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    with pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES)) as r:
+        yield from r
+
+
+def _rows_of(batches: Iterable[pa.RecordBatch]) -> Iterator[Row]:
+    for batch in batches:
+        yield from batch.to_pylist()
 
 
 def _read_json(path: Path) -> list[Row]:
@@ -98,11 +121,10 @@ def _read_json(path: Path) -> list[Row]:
             if isinstance(value, list) and all(isinstance(r, dict) for r in value):
                 return list(value)
         return [doc]
-    return _read_jsonl(path)
+    return list(_read_jsonl(path))
 
 
-def _read_jsonl(path: Path) -> list[Row]:
-    rows: list[Row] = []
+def _read_jsonl(path: Path) -> Iterator[Row]:
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
             if not line.strip():
@@ -115,21 +137,43 @@ def _read_jsonl(path: Path) -> list[Row]:
                 ) from err
             if not isinstance(row, dict):
                 raise DatasetError(f"{path.name} line {number} is not a JSON object")
-            rows.append(row)
+            yield row
+
+
+def iter_rows(path: Path, fmt: str) -> Iterator[Row]:
+    """The file's rows, read a record batch (or a line) at a time: a columnar file is never
+    decoded whole, so the Arrow memory in use stays at about one batch.
+
+    A JSON document (an array or an object) is the exception: it is parsed whole. A CSV whose
+    column types change after the first block (which the streaming reader infers them from) is
+    read again whole, as before."""
+    if fmt == "parquet":
+        yield from _rows_of(_parquet_batches(path))
+    elif fmt == "arrow":
+        yield from _rows_of(_arrow_batches(path))
+    elif fmt == "csv":
+        yield from _csv_rows(path)
+    elif fmt == "jsonl":
+        yield from _read_jsonl(path)
+    else:
+        yield from _read_json(path)
+
+
+def _csv_rows(path: Path) -> list[Row]:
+    rows: list[Row] = []
+    try:
+        rows.extend(_rows_of(_csv_batches(path)))
+    except pa.ArrowInvalid:
+        # Types inferred from the first block did not fit a later one; let the whole-file
+        # reader infer them from everything (it fails with its own message if it cannot).
+        rows = []
+        rows.extend(_rows_of(pa_csv.read_csv(path).to_batches(max_chunksize=BATCH_ROWS)))
     return rows
 
 
 def read_rows(path: Path, fmt: str) -> list[Row]:
     try:
-        if fmt == "parquet":
-            return list(pq.read_table(path).to_pylist())
-        if fmt == "csv":
-            return list(pa_csv.read_csv(path).to_pylist())
-        if fmt == "arrow":
-            return list(_read_arrow(path).to_pylist())
-        if fmt == "jsonl":
-            return _read_jsonl(path)
-        return _read_json(path)
+        return list(iter_rows(path, fmt))
     except DatasetError:
         raise
     except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as err:

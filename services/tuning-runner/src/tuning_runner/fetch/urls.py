@@ -1,5 +1,9 @@
 """Download input URLs into the data folder: SSRF guard, retries with backoff, size cap.
 
+Each request (and each redirect hop) resolves its host once, has the SSRF guard check every
+address, and connects to a checked address itself, with the URL's host kept as the Host header
+and TLS server name: no second DNS lookup, so no rebinding window between check and connection.
+
 Each file is written to a hidden `.part` file and renamed into place only when complete and
 non-empty, so the data folder never holds a half-downloaded file under its real name.
 """
@@ -8,14 +12,22 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
-from kaito_common.urlguard import UnsafeURLError, URLPolicy, check_url
+from kaito_common.urlguard import (
+    Address,
+    Resolver,
+    UnsafeURLError,
+    URLPolicy,
+    approved_addresses,
+    system_resolver,
+)
 from tuning_runner.errors import FetchError
 from tuning_runner.logs import log, warn
 from tuning_runner.tls import ssl_context
@@ -60,15 +72,58 @@ def file_name_for(url: str) -> str:
     return name
 
 
-def _download_once(client: httpx.Client, url: str, target: Path, opts: FetchOptions) -> int:
+def _pinned(url: str, address: Address) -> tuple[str, dict[str, str], dict[str, object]]:
+    """The request for `url` sent to `address` itself: (URL with the IP as host, headers,
+    extensions). The Host header and the TLS server name (SNI, and the name the certificate is
+    checked against) stay the URL's host, so virtual hosting and certificate checks still work."""
+    original = httpx.URL(url)
+    pinned = original.copy_with(host=str(address))
+    headers = {"Host": original.netloc.decode("ascii"), "Connection": "close"}
+    extensions: dict[str, object] = {}
+    if original.scheme == "https":
+        extensions["sni_hostname"] = original.host
+    return str(pinned), headers, extensions
+
+
+def _approved(url: str, policy: URLPolicy, resolver: Resolver) -> list[Address]:
+    try:
+        return approved_addresses(url, policy, resolver)
+    except UnsafeURLError as err:
+        raise FetchError(f"refused to fetch input: {err}") from err
+
+
+@contextmanager
+def _open(client: httpx.Client, url: str, addresses: list[Address]) -> Iterator[httpx.Response]:
+    """GET `url` from the first of `addresses` that accepts a connection."""
+    failure: httpx.ConnectError | None = None
+    for address in addresses:
+        target, headers, extensions = _pinned(url, address)
+        request = client.build_request("GET", target, headers=headers, extensions=extensions)
+        try:
+            resp = client.send(request, stream=True)
+        except httpx.ConnectError as err:
+            failure = err
+            continue
+        try:
+            yield resp
+        finally:
+            resp.close()
+        return
+    if failure is None:
+        raise FetchError(f"host of {url} resolved to no address")
+    raise failure
+
+
+def _download_once(
+    client: httpx.Client, url: str, target: Path, opts: FetchOptions, resolver: Resolver
+) -> int:
     policy = opts.policy()
     current = url
     for _ in range(MAX_REDIRECTS + 1):
-        try:
-            check_url(current, policy)
-        except UnsafeURLError as err:
-            raise FetchError(f"refused to fetch input: {err}") from err
-        with client.stream("GET", current) as resp:
+        # Resolve once, check every address, then connect to a checked address: a DNS answer
+        # that changes after the check (rebinding) is never used. Every redirect hop likewise.
+        addresses = _approved(current, policy, resolver)
+        with _open(client, current, addresses) as resp:
             if resp.is_redirect and "Location" in resp.headers:
                 current = urljoin(current, resp.headers["Location"])
                 continue
@@ -111,8 +166,12 @@ def fetch_urls(
     *,
     transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    resolver: Resolver = system_resolver,
 ) -> list[Path]:
-    """Download every URL into `dest`; raises `FetchError` naming the URL that failed."""
+    """Download every URL into `dest`; raises `FetchError` naming the URL that failed.
+
+    Each host name is resolved once per request by `resolver`; the connection goes to an address
+    the SSRF guard approved, never to a second DNS answer."""
     if not urls:
         raise FetchError("no input URLs were given")
     names = [file_name_for(u) for u in urls]
@@ -132,7 +191,7 @@ def fetch_urls(
             last = ""
             for attempt in range(1, opts.attempts + 1):
                 try:
-                    size = _download_once(client, url, target, opts)
+                    size = _download_once(client, url, target, opts, resolver)
                 except (_Retryable, httpx.TransportError) as err:
                     last = str(err) or type(err).__name__
                     if attempt < opts.attempts:

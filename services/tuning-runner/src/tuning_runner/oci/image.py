@@ -4,21 +4,23 @@ A plain OCI image: config `application/vnd.oci.image.config.v1+json` with `rootf
 `tar+gzip` layer holding `data/<file>`, manifest annotation `sh.kaito.model.name`. Kaito's own
 oras-based pusher and skopeo-based puller read and write the same thing. The layer is built
 deterministically (zeroed times and owners), so pushing the same adapter twice gives one digest.
+Layers are built into and pulled through files on disk, never held whole in memory.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from tuning_runner.oci.blobs import CHUNK_BYTES, HashingWriter
 from tuning_runner.oci.client import (
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,
@@ -50,23 +52,37 @@ class PushedImage:
     diff_id: str
 
 
-def build_layer(files: Sequence[Path], prefix: str = DATA_DIR) -> tuple[bytes, str]:
-    """A gzip tar of `files` under `prefix/`; returns (compressed bytes, diff_id of the tar)."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        folder = tarfile.TarInfo(prefix)
-        folder.type = tarfile.DIRTYPE
-        folder.mode = 0o755
-        tar.addfile(folder)
-        for path in sorted(files, key=lambda p: p.name):
-            info = tarfile.TarInfo(f"{prefix}/{path.name}")
-            info.size = path.stat().st_size
-            info.mode = 0o644
-            with path.open("rb") as fh:
-                tar.addfile(info, fh)
-    tar_bytes = raw.getvalue()
-    compressed = gzip.compress(tar_bytes, compresslevel=6, mtime=0)
-    return compressed, sha256_digest(tar_bytes)
+@dataclass(frozen=True)
+class Layer:
+    """A layer built on disk: the gzip file, its digest and size, and the tar's diff_id."""
+
+    path: Path
+    digest: str
+    size: int
+    diff_id: str
+
+
+def build_layer(files: Sequence[Path], target: Path, prefix: str = DATA_DIR) -> Layer:
+    """Write a gzip tar of `files` under `prefix/` to `target`, streaming (the files are read in
+    chunks, never whole); the digests are computed on the way."""
+    with target.open("wb") as out:
+        compressed = HashingWriter(out)
+        with gzip.GzipFile(
+            filename="", mode="wb", fileobj=compressed, compresslevel=6, mtime=0
+        ) as gz:
+            raw = HashingWriter(gz)  # type: ignore[arg-type]
+            with tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                folder = tarfile.TarInfo(prefix)
+                folder.type = tarfile.DIRTYPE
+                folder.mode = 0o755
+                tar.addfile(folder)
+                for path in sorted(files, key=lambda p: p.name):
+                    info = tarfile.TarInfo(f"{prefix}/{path.name}")
+                    info.size = path.stat().st_size
+                    info.mode = 0o644
+                    with path.open("rb") as fh:
+                        tar.addfile(info, fh)
+    return Layer(target, compressed.digest, compressed.size, raw.digest)
 
 
 def image_config(diff_ids: list[str]) -> bytes:
@@ -91,22 +107,28 @@ def push_adapter(
     missing = [p.name for p in files if not p.is_file()]
     if missing:
         raise ImageFormatError(f"{adapter_dir} lacks {', '.join(missing)}; nothing to push")
-    layer, diff_id = build_layer(files)
-    config = image_config([diff_id])
-    manifest_doc: dict[str, object] = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": _descriptor(OCI_CONFIG, config),
-        "layers": [_descriptor(OCI_LAYER_TAR_GZIP, layer)],
-        "annotations": {MODEL_NAME_ANNOTATION: model_name},
-    }
-    for blob in (layer, config):
-        digest = sha256_digest(blob)
-        if not client.blob_exists(ref.repository, digest):
-            client.push_blob(ref.repository, digest, blob)
+    with tempfile.TemporaryDirectory(prefix="kaito-layer-") as scratch:
+        layer = build_layer(files, Path(scratch) / "layer.tar.gz")
+        config = image_config([layer.diff_id])
+        manifest_doc: dict[str, object] = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": _descriptor(OCI_CONFIG, config),
+            "layers": [
+                {"mediaType": OCI_LAYER_TAR_GZIP, "digest": layer.digest, "size": layer.size}
+            ],
+            "annotations": {MODEL_NAME_ANNOTATION: model_name},
+        }
+        blobs: list[tuple[str, bytes | Path]] = [
+            (layer.digest, layer.path),
+            (sha256_digest(config), config),
+        ]
+        for digest, blob in blobs:
+            if not client.blob_exists(ref.repository, digest):
+                client.push_blob(ref.repository, digest, blob)
     manifest = json.dumps(manifest_doc, separators=(",", ":")).encode()
     digest = client.put_manifest(ref.repository, ref.reference, manifest, OCI_MANIFEST)
-    return PushedImage(ref, digest, sha256_digest(layer), diff_id)
+    return PushedImage(ref, digest, layer.digest, layer.diff_id)
 
 
 def _select_manifest(client: RegistryClient, ref: ImageReference) -> dict[str, object]:
@@ -132,18 +154,27 @@ def _select_manifest(client: RegistryClient, ref: ImageReference) -> dict[str, o
     return doc
 
 
-def _open_layer(data: bytes, media_type: str) -> tarfile.TarFile:
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    elif media_type.endswith("+zstd"):
-        raise ImageFormatError(f"layer media type {media_type} (zstd) is not supported")
-    return tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+@contextmanager
+def _open_layer(path: Path, media_type: str) -> Iterator[tarfile.TarFile]:
+    """The layer file as a tar read front to back (gzip decompressed on the fly)."""
+    with path.open("rb") as fh:
+        magic = fh.read(2)
+        fh.seek(0)
+        if magic == b"\x1f\x8b":
+            mode = "r|gz"
+        elif media_type.endswith("+zstd"):
+            raise ImageFormatError(f"layer media type {media_type} (zstd) is not supported")
+        else:
+            mode = "r|"
+        with tarfile.open(fileobj=fh, mode=mode) as tar:  # type: ignore[call-overload]
+            yield tar
 
 
 def _extract_under(tar: tarfile.TarFile, prefix: str, target: Path) -> list[str]:
-    """Copy regular files below `prefix/` into `target`, refusing anything outside it."""
+    """Copy regular files below `prefix/` into `target`, refusing anything outside it. Reads
+    the tar in order (a stream), copying each file in chunks."""
     written: list[str] = []
-    for member in tar.getmembers():
+    for member in tar:
         name = PurePosixPath(member.name.lstrip("/"))
         parts = [p for p in name.parts if p not in ("", ".")]
         if not parts or parts[0] != prefix or len(parts) < 2:
@@ -162,7 +193,7 @@ def _extract_under(tar: tarfile.TarFile, prefix: str, target: Path) -> list[str]
         if src is None:
             continue
         with src, out.open("wb") as dst:
-            shutil.copyfileobj(src, dst)
+            shutil.copyfileobj(src, dst, CHUNK_BYTES)
         written.append(relative.as_posix())
     return written
 
@@ -180,16 +211,19 @@ def pull_image(
     scratch = Path(tempfile.mkdtemp(prefix=".pull-", dir=dest.parent))
     try:
         written: list[str] = []
+        files = scratch / "files"
         for layer in manifest["layers"]:  # type: ignore[attr-defined]
-            data = client.get_blob(ref.repository, str(layer["digest"]))
-            with _open_layer(data, str(layer.get("mediaType", ""))) as tar:
-                written.extend(_extract_under(tar, prefix, scratch))
+            blob = scratch / "layer"
+            client.download_blob(ref.repository, str(layer["digest"]), blob)
+            with _open_layer(blob, str(layer.get("mediaType", ""))) as tar:
+                written.extend(_extract_under(tar, prefix, files))
+            blob.unlink()
         if not written:
             raise ImageFormatError(f"image {ref} holds no files under /{prefix}")
         for rel in dict.fromkeys(written):
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(scratch / rel, target)
+            os.replace(files / rel, target)
         return sorted(dict.fromkeys(written))
     except (tarfile.TarError, OSError, KeyError) as err:
         raise RegistryError(f"reading image {ref} failed: {err}") from err

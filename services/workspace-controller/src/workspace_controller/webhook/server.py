@@ -6,6 +6,7 @@ API server calls it with failurePolicy Fail, so it answers fast and a crash deni
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 import time
@@ -73,12 +74,61 @@ def review_response(uid: str, errors: list[str]) -> Obj:
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
+class MalformedReviewError(ValueError):
+    """The request body is not an AdmissionReview this webhook can answer; `uid` is the
+    review's uid when it has one (so the answer can still be a review), else empty."""
+
+    def __init__(self, message: str, uid: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.uid = uid
+
+
+async def read_review(request: web.Request) -> tuple[str, Obj]:
+    """The review's uid and its `request`; raises `MalformedReviewError` saying what is wrong.
+
+    The uid comes back even when the rest is unusable (empty when there is none), so a
+    review with a uid is answered as a review (denied) rather than as a bare HTTP error.
+    """
+    body = await request.read()
+    try:
+        review = json.loads(body)
+    except (UnicodeDecodeError, RecursionError, json.JSONDecodeError) as err:
+        raise MalformedReviewError(f"the request body is not JSON: {err}") from err
+    if not isinstance(review, dict):
+        raise MalformedReviewError("the request body is not a JSON object (an AdmissionReview)")
+    admission = review.get("request")
+    if not isinstance(admission, dict):
+        kind = review.get("kind")
+        raise MalformedReviewError(
+            f"the body is not an AdmissionReview with a request (kind={kind!r}); "
+            "expected admission.k8s.io/v1 AdmissionReview"
+        )
+    uid = admission.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise MalformedReviewError("the AdmissionReview's request has no uid")
+    if not isinstance(admission.get("object"), dict):
+        raise MalformedReviewError(f"the AdmissionReview's request (uid {uid}) has no object", uid)
+    old = admission.get("oldObject")
+    if old is not None and not isinstance(old, dict):
+        raise MalformedReviewError(
+            f"the AdmissionReview's request (uid {uid}) has an oldObject that is not an object",
+            uid,
+        )
+    return uid, admission
+
+
 def build_app(validator: WorkspaceValidator) -> web.Application:
     async def validate(request: web.Request) -> web.Response:
         started = time.monotonic()
-        review = await request.json()
-        admission: Obj = review.get("request") or {}
-        uid = str(admission.get("uid") or "")
+        try:
+            uid, admission = await read_review(request)
+        except MalformedReviewError as err:
+            log.warning("Refused a malformed admission request uid=%s: %s", err.uid or "-", err)
+            message = f"the workspace webhook cannot read this request: {err.message}"
+            if err.uid:
+                return web.json_response(review_response(err.uid, [message]))
+            return web.json_response({"error": message}, status=400)
         try:
             errors = await validator.errors(admission)
         except Exception as err:  # fail closed, with a reason a person can act on
