@@ -107,6 +107,7 @@ def _add_lifecycle(
     launcher: Launcher,
     claim_informer: Informer,
     node_informer: Informer,
+    metrics: ProvisionerMetrics,
 ) -> LifecycleReconciler:
     """The NodeClaim lifecycle controller; the launcher wakes it when a launch ends."""
     lifecycle = LifecycleReconciler(
@@ -116,6 +117,7 @@ def _add_lifecycle(
         claim_informer.store,
         node_informer.store,
         poll_interval_s=settings.poll_interval_s,
+        metrics=metrics,
     )
     controller = (
         manager.controller("nodeclaim.lifecycle")
@@ -143,13 +145,18 @@ def build(
     metrics.watch_claims(claim_informer.store.list)
     factory = cloud_factory or (lambda kube, m: make_cloud(settings, kube, m))
     cloud = factory(manager.client, metrics)
+    use_node_cache = getattr(cloud, "use_node_cache", None)
+    if use_node_cache is not None:
+        use_node_cache(node_informer.store)
     launcher = Launcher(
         cloud,
         metrics,
         max_concurrent=settings.max_concurrent_launches,
         backoff_max_s=settings.launch_backoff_max_s,
     )
-    lifecycle = _add_lifecycle(manager, settings, cloud, launcher, claim_informer, node_informer)
+    lifecycle = _add_lifecycle(
+        manager, settings, cloud, launcher, claim_informer, node_informer, metrics
+    )
     if settings.node_repair:
         repair = NodeRepair(
             manager.client,

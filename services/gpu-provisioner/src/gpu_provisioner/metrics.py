@@ -71,6 +71,13 @@ class ProvisionerMetrics:
             ["cloud", "operation", "code"],
             registry=self.registry,
         )
+        self.api_errors = Counter(
+            "gpu_provisioner_kube_api_errors",
+            "Kubernetes API errors met by NodeClaim reconciles, by HTTP status and reason "
+            "(409 Conflict ones are requeued, not failed).",
+            ["status", "reason"],
+            registry=self.registry,
+        )
 
     def watch_claims(self, source: Callable[[], Iterable[Obj]]) -> None:
         """Report claims by phase from `source` (the NodeClaim cache) at each scrape."""

@@ -5,18 +5,29 @@ pointing at an operation resource whose `status` moves InProgress -> Succeeded/F
 `Faults.op_latency_s`; the pool's `provisioningState` moves Creating -> Succeeded (or Failed);
 DELETE returns 202 and the pool goes Deleting -> gone (404). Lists page through `nextLink`.
 
-Faults: random 429 (with Retry-After) and 500 on any request, quota-exceeded and
-SKU-not-available error bodies for chosen VM sizes, slow operations, and creates that crash
-mid-operation (the pool ends Failed with no node).
+Faults: 429 (with Retry-After) and 500 answers at a configurable rate on any request, added
+latency per request, quota-exceeded and SKU-not-available error bodies for chosen VM sizes, slow
+operations, and creates that crash mid-operation (the pool ends Failed with no node).
+
+Injected faults are deterministic with `Faults.seed`: whether a request is throttled, fails or
+waits (and how long) is drawn from a generator seeded with the seed and the request's identity
+(method, path, and how many times that request was made before), so the same seed faults the
+same requests whatever order concurrent clients send them in. Operation ids are derived from the
+pool and the operation, so polling an operation is such a request too.
+
+A create's operation ends as AKS's does: its VM boots and joins the cluster as a Ready Node
+(`AksNodes.join`, at `Faults.node_join_at` of the operation's latency) before the operation
+reports Succeeded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import re
-import uuid
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,15 +51,51 @@ OP_PATH = re.compile(
 
 @dataclass
 class Faults:
+    # Share of requests answered 429 TooManyRequests (with `Retry-After: retry_after_s`).
     throttle_rate: float = 0.0
     retry_after_s: int = 1
+    # Share of requests answered 500 InternalServerError.
     error_rate: float = 0.0
+    # Added to every request before it is handled: latency_s + uniform(0, latency_jitter_s).
+    latency_s: float = 0.0
+    latency_jitter_s: float = 0.0
+    # Seeds every injected fault (see the module docstring).
+    seed: int = 1234
     op_latency_s: float = 0.2
+    # When, as a share of `op_latency_s`, a create's VM registers its Node; the operation
+    # reports Succeeded at `op_latency_s` (or once the Node has joined, if that is later).
+    node_join_at: float = 0.5
     quota_exceeded_sizes: set[str] = field(default_factory=set)
     unavailable_sizes: set[str] = field(default_factory=set)
     crash_next_creates: int = 0
     # A create stays in progress until this event is set (a test then kills the provisioner).
     hold_creates: asyncio.Event | None = None
+
+    @classmethod
+    def chaos(
+        cls,
+        fault_rate: float,
+        *,
+        latency_s: float = 0.0,
+        latency_jitter_s: float = 0.0,
+        seed: int = 1234,
+        op_latency_s: float = 0.2,
+        retry_after_s: int = 1,
+    ) -> Faults:
+        """`fault_rate` of the requests fail, half with 429 and half with 500."""
+        return cls(
+            throttle_rate=fault_rate / 2,
+            error_rate=fault_rate / 2,
+            retry_after_s=retry_after_s,
+            latency_s=latency_s,
+            latency_jitter_s=latency_jitter_s,
+            seed=seed,
+            op_latency_s=op_latency_s,
+        )
+
+    @property
+    def fault_rate(self) -> float:
+        return self.throttle_rate + self.error_rate
 
 
 @dataclass
@@ -62,6 +109,7 @@ class Pool:
 @dataclass
 class Operation:
     id: str
+    name: tuple[str, str] = ("", "")  # (pool, "create" | "delete")
     status: str = "InProgress"
     error: dict[str, str] | None = None
 
@@ -99,13 +147,18 @@ class FakeArm:
         self.operations: dict[str, Operation] = {}
         self.requests: list[tuple[str, str, Any]] = []
         self.injected: Counter[int] = Counter()  # faults served, by HTTP status
+        self.answered = 0  # requests that got past authentication (faulted or not)
+        self.added_latency_s = 0.0  # injected latency, summed over requests
+        self._seen: Counter[str] = Counter()  # requests by identity, for the fault draws
         self.create_bodies: dict[str, list[dict[str, Any]]] = {}
+        # Pools brought into existence, by name (a pool created twice counts 2; a PUT that
+        # updates, repairs a Failed pool or is refused does not count).
+        self.creations: Counter[str] = Counter()
         self.aks = AksNodes(
             kube, subscription, f"MC_{resource_group}_{cluster}_{location}", location
         )
         self._work_dir = work_dir
         self._runner: web.AppRunner | None = None
-        self._random = random.Random(1234)
         self.port = 0
         self.ca_bundle: Path | None = None
 
@@ -149,26 +202,46 @@ class FakeArm:
 
     # --- plumbing ----------------------------------------------------------------------------
 
+    def _draw(self, request: web.Request) -> random.Random:
+        """The generator for this request's faults: seeded by the seed and its identity."""
+        identity = f"{request.method} {request.path}"
+        occurrence = self._seen[identity]
+        self._seen[identity] += 1
+        seed = f"{self.faults.seed}|{identity}|{occurrence}".encode()
+        return random.Random(int.from_bytes(hashlib.sha256(seed).digest()[:8], "big"))
+
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return _error(401, "InvalidAuthenticationToken", "The access token is invalid.")
-        if self._random.random() < self.faults.throttle_rate:
+        self.answered += 1
+        draw = self._draw(request)
+        # Always three draws, so one setting never shifts what another one decides.
+        throttle, error, jitter = draw.random(), draw.random(), draw.random()
+        faults = self.faults
+        delay = faults.latency_s + jitter * faults.latency_jitter_s
+        if delay > 0:
+            self.added_latency_s += delay
+            await asyncio.sleep(delay)
+        if throttle < faults.throttle_rate:
             self.injected[429] += 1
             return _error(
                 429,
                 "TooManyRequests",
                 "The request is being throttled as the limit has been reached.",
-                {"Retry-After": str(self.faults.retry_after_s)},
+                {"Retry-After": str(faults.retry_after_s)},
             )
-        if self._random.random() < self.faults.error_rate:
+        if error < faults.error_rate:
             self.injected[500] += 1
             return _error(500, "InternalServerError", "An internal server error occurred.")
         response: web.StreamResponse = await handler(request)
         return response
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json() if request.can_read_body else None
+        try:
+            body = await request.json() if request.can_read_body else None
+        except ConnectionError:  # the client went away mid-request (a killed provisioner)
+            return web.Response(status=400)
         self.requests.append((request.method, request.path, body))
         if match := OP_PATH.match(request.path):
             return self._get_operation(match["op"])
@@ -208,8 +281,11 @@ class FakeArm:
             "properties": props,
         }
 
-    def _new_operation(self, request: web.Request) -> tuple[Operation, str]:
-        op = Operation(uuid.uuid4().hex)
+    def _new_operation(self, request: web.Request, pool: str, verb: str) -> tuple[Operation, str]:
+        # Named after what it does (not random), so that fault draws on its polls repeat.
+        number = sum(1 for op in self.operations.values() if op.name == (pool, verb))
+        digest = hashlib.sha256(f"{pool}|{verb}|{number}".encode()).hexdigest()[:32]
+        op = Operation(digest, name=(pool, verb))
         self.operations[op.id] = op
         url = (
             f"{self.endpoint}/subscriptions/{self.subscription}/providers/"
@@ -280,9 +356,11 @@ class FakeArm:
         if existing is not None and existing.state == "Succeeded":
             existing.properties = {**existing.properties, **props}
             return web.json_response(self._pool_json(existing), status=200)
+        if existing is None:
+            self.creations[name] += 1
         pool = Pool(name, props, "Creating")
         self.pools[name] = pool
-        op, url = self._new_operation(request)
+        op, url = self._new_operation(request, name, "create")
         crash = self.faults.crash_next_creates > 0
         if crash:
             self.faults.crash_next_creates -= 1
@@ -295,7 +373,9 @@ class FakeArm:
         try:
             if self.faults.hold_creates is not None:
                 await self.faults.hold_creates.wait()
-            await asyncio.sleep(self.faults.op_latency_s / (2 if crash else 1))
+            latency = self.faults.op_latency_s
+            started = time.monotonic()
+            await asyncio.sleep(latency * (0.5 if crash else self.faults.node_join_at))
             if crash:
                 pool.state = "Failed"
                 op.status = "Failed"
@@ -305,6 +385,7 @@ class FakeArm:
                 }
                 return
             await self.aks.join(pool.name, pool.properties)
+            await asyncio.sleep(max(0.0, latency - (time.monotonic() - started)))
             pool.state = "Succeeded"
             op.status = "Succeeded"
         except asyncio.CancelledError:
@@ -326,7 +407,7 @@ class FakeArm:
         if pool.task is not None and not pool.task.done():
             pool.task.cancel()  # AKS cancels a create when the pool is deleted
         pool.state = "Deleting"
-        op, url = self._new_operation(request)
+        op, url = self._new_operation(request, name, "delete")
         pool.task = asyncio.create_task(self._run_delete(pool, op))
         return web.Response(status=202, headers={"Azure-AsyncOperation": url, "Location": url})
 

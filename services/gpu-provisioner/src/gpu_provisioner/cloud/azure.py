@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.mgmt.containerservice.aio import ContainerServiceClient
 from azure.mgmt.containerservice.models import AgentPool
 
@@ -27,6 +29,7 @@ from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NODE
 from kaito_common.controller.objects import Obj
+from kaito_common.controller.store import StoreReader
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -39,8 +42,31 @@ IN_PROGRESS_STATES = frozenset(
 IN_PROGRESS_CONFLICT = "there's an in progress create node pool operation"
 
 
+def _with_provider_id(nodes: list[Obj]) -> list[Obj]:
+    return [n for n in nodes if (n.get("spec") or {}).get("providerID")]
+
+
 def _state(pool: dict[str, Any]) -> str:
     return str((pool.get("properties") or {}).get("provisioningState") or "").lower()
+
+
+class CaBundleTransport(AioHttpTransport):  # type: ignore[misc]
+    """azure-core's aiohttp transport, with one TLS context for a CA bundle.
+
+    Given a CA bundle path, azure-core builds a new `SSLContext` for every request; aiohttp
+    keys pooled connections by their context, so no connection is ever reused: every ARM call
+    (each poll of a long-running operation included) paid a new TCP connection, TLS handshake
+    and CA file load. One context, built once, lets connections be kept alive."""
+
+    def __init__(self, ca_bundle: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ca_bundle = ca_bundle
+        self._context = ssl.create_default_context(cafile=ca_bundle)
+
+    def _build_ssl_config(self, cert: Any, verify: Any) -> Any:
+        if not cert and verify == self._ca_bundle:
+            return self._context
+        return super()._build_ssl_config(cert, verify)
 
 
 class AzureCloud:
@@ -68,10 +94,23 @@ class AzureCloud:
         }
         if settings.arm_ca_bundle:
             options["connection_verify"] = settings.arm_ca_bundle
+            # The client hands these to the transport it builds; ours needs them directly.
+            options["transport"] = CaBundleTransport(
+                settings.arm_ca_bundle,
+                connection_verify=settings.arm_ca_bundle,
+                read_timeout=settings.request_timeout_s,
+                connection_timeout=settings.request_timeout_s,
+            )
         self._client = ContainerServiceClient(
             credential, settings.subscription_id, base_url=settings.arm_endpoint, **options
         )
         self._pools = self._client.agent_pools
+        self._node_cache: StoreReader | None = None
+
+    def use_node_cache(self, nodes: StoreReader) -> None:
+        """Look for a pool's Node in this cache (the provisioner's Node informer) first, and
+        ask the API server only when the cache does not show it (yet)."""
+        self._node_cache = nodes
 
     async def close(self) -> None:
         await self._client.close()
@@ -148,9 +187,13 @@ class AzureCloud:
             await asyncio.sleep(self._settings.polling_interval_s)
 
     async def _find_node(self, pool: str) -> Obj | None:
+        if self._node_cache is not None:
+            labels = {LABEL_AKS_AGENTPOOL: pool, LABEL_AKS_AGENTPOOL_QUALIFIED: pool}
+            cached = _with_provider_id(self._node_cache.list(labels=labels))
+            if len(cached) == 1:
+                return cached[0]
         selector = f"{LABEL_AKS_AGENTPOOL}={pool},{LABEL_AKS_AGENTPOOL_QUALIFIED}={pool}"
-        nodes = await self._kube.list_all(NODE, label_selector=selector)
-        with_id = [n for n in nodes if (n.get("spec") or {}).get("providerID")]
+        with_id = _with_provider_id(await self._kube.list_all(NODE, label_selector=selector))
         return with_id[0] if len(with_id) == 1 else None
 
     async def _wait_node(self, pool: str) -> Obj:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from gpu_provisioner import claims
+from gpu_provisioner.apierrors import api_step
 from gpu_provisioner.conditions import INITIALIZED, ConditionSet
 from kaito_common.api.labels import LABEL_INITIALIZED, TAINT_UNREGISTERED
 from kaito_common.controller import objects
@@ -79,9 +80,9 @@ async def initialize(
     assert node is not None
     node_meta = objects.meta(node)
     if objects.labels(node).get(LABEL_INITIALIZED) != "true":
-        await kube.patch(
-            NODE, str(node_meta["name"]), {"metadata": {"labels": {LABEL_INITIALIZED: "true"}}}
-        )
+        # A merge patch of one label: nothing else is replaced, so no resourceVersion needed.
+        body = {"metadata": {"labels": {LABEL_INITIALIZED: "true"}}}
+        await api_step("label node initialized", kube.patch(NODE, str(node_meta["name"]), body))
         log.info(
             "Initialized node nodeclaim=%s node=%s",
             objects.meta(claim).get("name"),

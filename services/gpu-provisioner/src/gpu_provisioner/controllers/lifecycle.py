@@ -1,19 +1,31 @@
 """The NodeClaim lifecycle reconciler: finalizer, launch, registration, initialization, and
 termination once the claim is deleted. One reconcile re-reads the claim and its Node from the
 caches, advances every step it can, and writes the claim's metadata and status only when they
-changed."""
+changed: at most one status write per reconcile.
+
+The steps must not fight over the claim. A reconcile that follows a write of ours often runs
+before the cache shows that write; working from the stale copy would make the conditional
+status write fail with 409 Conflict. So the claim each write returned is kept (`WrittenClaims`)
+and used until the cache catches up. Labels are merged without a resourceVersion (adding map
+keys cannot undo anyone's change); the status write stays conditional. A conflict that still
+happens (someone else wrote the claim) requeues the claim shortly instead of failing the
+reconcile, and every Kubernetes API error is logged with its step, status code and reason."""
 
 from __future__ import annotations
 
 import logging
 
+from kubernetes_asyncio.client.exceptions import ApiException
+
 from gpu_provisioner import claims
+from gpu_provisioner.apierrors import KubeApiError, api_step, as_kube_error
 from gpu_provisioner.cloud.provider import CloudProvider
 from gpu_provisioner.conditions import INITIALIZED, LAUNCHED, READY, REGISTERED, ConditionSet
 from gpu_provisioner.controllers.initialization import initialize
 from gpu_provisioner.controllers.launch import Launcher
 from gpu_provisioner.controllers.registration import register
 from gpu_provisioner.controllers.termination import terminate
+from gpu_provisioner.metrics import ProvisionerMetrics
 from kaito_common.api.labels import FINALIZER_TERMINATION
 from kaito_common.contracts.kinds import NODECLAIM
 from kaito_common.controller import objects
@@ -28,6 +40,47 @@ from kaito_common.controller.store import StoreReader
 log = logging.getLogger(__name__)
 
 BY_PROVIDER_ID = "providerID"
+# A claim whose conditional write met a newer version is looked at again this soon (the watch
+# event of that version usually wakes it first).
+CONFLICT_REQUEUE_S = 0.1
+
+
+def _rv(obj: Obj) -> str:
+    return str(objects.meta(obj).get("resourceVersion") or "")
+
+
+class WrittenClaims:
+    """The claims this controller wrote, kept until the cache shows the write.
+
+    resourceVersions are opaque, so they are never compared by order: a cached copy whose
+    resourceVersion is one our writes replaced is stale, and the written claim is used instead;
+    any other cached copy is at least as new as our write (the watch delivers versions in
+    order), and the record is dropped."""
+
+    def __init__(self) -> None:
+        self._claims: dict[ObjectKey, tuple[frozenset[str], Obj]] = {}
+
+    def wrote(self, key: ObjectKey, before: Obj, after: Obj) -> None:
+        replaced, _ = self._claims.get(key, (frozenset(), after))
+        self._claims[key] = (replaced | {_rv(before)}, after)
+
+    def fresh(self, key: ObjectKey, cached: Obj) -> Obj:
+        """The newest copy of the claim known: the cached one, or the one we wrote."""
+        record = self._claims.get(key)
+        if record is None:
+            return cached
+        replaced, written = record
+        same_claim = objects.meta(cached).get("uid") == objects.meta(written).get("uid")
+        if same_claim and _rv(cached) in replaced:
+            return written
+        del self._claims[key]
+        return cached
+
+    def forget(self, key: ObjectKey) -> None:
+        self._claims.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._claims)
 
 
 def claim_provider_ids(claim: Obj) -> list[str]:
@@ -50,6 +103,7 @@ class LifecycleReconciler:
         node_store: StoreReader,
         *,
         poll_interval_s: float = 2.0,
+        metrics: ProvisionerMetrics | None = None,
     ) -> None:
         self._kube = kube
         self._cloud = cloud
@@ -57,6 +111,8 @@ class LifecycleReconciler:
         self._claims = claim_store
         self._nodes = node_store
         self._poll_interval_s = poll_interval_s
+        self._metrics = metrics
+        self._written = WrittenClaims()
 
     def claims_for_node(self, node: Obj) -> list[ObjectKey]:
         """Map a Node event to the claims it concerns (by providerID or ownerReference)."""
@@ -83,19 +139,58 @@ class LifecycleReconciler:
         return list(found.values())
 
     async def reconcile(self, key: ObjectKey) -> Result | None:
-        claim = self._claims.get(key)
-        if claim is None or not claims.is_managed(claim):
+        try:
+            return await self._reconcile(key)
+        except (ApiException, KubeApiError) as err:
+            api_err = as_kube_error("reconcile", err)
+            assert api_err is not None
+            if self._metrics is not None:
+                self._metrics.api_errors.labels(str(api_err.status), api_err.reason).inc()
+            if api_err.is_conflict:
+                # Not a failure: the claim (or its Node) changed under us; look again shortly.
+                log.info(
+                    "Write conflict; requeued nodeclaim=%s step=%s status=%d reason=%s message=%s",
+                    key.name,
+                    api_err.step,
+                    api_err.status,
+                    api_err.reason,
+                    api_err.message,
+                )
+                return Result(requeue_after=CONFLICT_REQUEUE_S)
+            log.warning(
+                "Kubernetes API error nodeclaim=%s step=%s status=%d reason=%s message=%s",
+                key.name,
+                api_err.step,
+                api_err.status,
+                api_err.reason,
+                api_err.message,
+            )
+            if api_err is err:
+                raise
+            raise api_err from err
+
+    async def _reconcile(self, key: ObjectKey) -> Result | None:
+        cached = self._claims.get(key)
+        if cached is None or not claims.is_managed(cached):
+            self._written.forget(key)
             return None
-        if objects.is_deleting(claim):
+        if objects.is_deleting(cached):
+            self._written.forget(key)
             return await terminate(
                 self._kube,
                 self._cloud,
                 self._launcher,
-                claim,
-                self._nodes_of(claim),
+                cached,
+                self._nodes_of(cached),
                 self._poll_interval_s,
             )
-        claim = await add_finalizer(self._kube, NODECLAIM, claim, FINALIZER_TERMINATION)
+        claim = self._written.fresh(key, cached)
+        before = claim
+        claim = await api_step(
+            "add finalizer", add_finalizer(self._kube, NODECLAIM, claim, FINALIZER_TERMINATION)
+        )
+        if claim is not before:
+            self._written.wrote(key, before, claim)
         conditions = ConditionSet(
             (claim.get("status") or {}).get("conditions"),
             generation=objects.meta(claim).get("generation"),
@@ -120,8 +215,13 @@ class LifecycleReconciler:
         found = objects.labels(claim)
         new_labels = {k: v for k, v in outcome.labels.items() if found.get(k) != v}
         if new_labels:
-            body = {"metadata": {"labels": new_labels, "resourceVersion": meta["resourceVersion"]}}
-            claim = await self._kube.patch(NODECLAIM, str(meta["name"]), body)
+            # A merge patch adding label keys replaces nothing: no resourceVersion needed.
+            body = {"metadata": {"labels": new_labels}}
+            patched = await api_step(
+                "label nodeclaim", self._kube.patch(NODECLAIM, str(meta["name"]), body)
+            )
+            self._written.wrote(ObjectKey.of(claim), claim, patched)
+            claim = patched
         status.update(outcome.status)
         conditions.set_true(LAUNCHED)
         return claim, requeue
@@ -134,12 +234,14 @@ class LifecycleReconciler:
             # Someone deleted the Node: the claim goes with it (Karpenter's node termination).
             name = objects.name(claim)
             log.info("Deleting nodeclaim whose node is being deleted nodeclaim=%s", name)
-            await self._kube.delete(NODECLAIM, name)
+            await api_step("delete nodeclaim", self._kube.delete(NODECLAIM, name))
             return False
+        registered: Obj | None = None
         if not conditions.is_true(REGISTERED):
-            await register(self._kube, claim, nodes, conditions, status)
+            registered = await register(self._kube, claim, nodes, conditions, status)
         if conditions.is_true(REGISTERED) and not conditions.is_true(INITIALIZED):
-            node = self._nodes.get(ObjectKey("", str(status.get("nodeName"))))
+            # The Node as registration wrote it when it just did (the cache lags behind).
+            node = registered or self._nodes.get(ObjectKey("", str(status.get("nodeName"))))
             await initialize(self._kube, claim, node, conditions)
         return True
 
@@ -148,7 +250,11 @@ class LifecycleReconciler:
         was_ready = ConditionSet(
             (claim.get("status") or {}).get("conditions"), generation=None, created=None
         ).is_true(READY)
-        written = await patch_status_if_changed(self._kube, NODECLAIM, claim, status)
+        written = await api_step(
+            "write nodeclaim status", patch_status_if_changed(self._kube, NODECLAIM, claim, status)
+        )
+        if written is not None:
+            self._written.wrote(ObjectKey.of(claim), claim, written)
         if written is not None and conditions.is_true(READY) and not was_ready:
             log.info(
                 "NodeClaim is ready nodeclaim=%s node=%s",
