@@ -24,6 +24,7 @@ from kaito_common.controller.objects import Obj
 from kaito_testing.controlplane import ControlPlane
 from kaito_testing.fakearm import FakeArm, Faults
 from kaito_testing.fakearm.chaos import run_cloud_chaos as run_chaos
+from kaito_testing.nodeclaims import gpu_nodeclaim
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "karpenter.sh_nodeclaims.yaml"
@@ -31,23 +32,7 @@ RUNNER = REPO / "services" / "gpu-provisioner" / "tests" / "run_provisioner.py"
 
 
 def nodeclaim(name: str) -> Obj:
-    sku = "Standard_NC24ads_A100_v4"
-    return {
-        "apiVersion": "karpenter.sh/v1",
-        "kind": "NodeClaim",
-        "metadata": {
-            "name": name,
-            "labels": {"karpenter.sh/nodepool": "kaito", "kaito.sh/workspace": "chaos"},
-        },
-        "spec": {
-            "nodeClassRef": {"group": "kaito.sh", "kind": "KaitoNodeClass", "name": "default"},
-            "taints": [{"key": "sku", "value": "gpu", "effect": "NoSchedule"}],
-            "requirements": [
-                {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [sku]},
-            ],
-            "resources": {"requests": {"storage": "256Gi"}},
-        },
-    }
+    return gpu_nodeclaim(name, "chaos")
 
 
 async def _run(

@@ -32,6 +32,7 @@ from kaito_common.controller.objects import Obj
 from kaito_testing.controllers import eventually
 from kaito_testing.controlplane import ControlPlane
 from kaito_testing.fakearm import FakeArm, Faults, StaticTokenCredential
+from kaito_testing.nodeclaims import gpu_nodeclaim
 
 log = logging.getLogger("bench.provisioner")
 REPO = Path(__file__).resolve().parents[2]
@@ -39,21 +40,7 @@ TIMEOUT_S = 180.0  # a run that has not converged by then fails instead of hangi
 
 
 def nodeclaim(name: str) -> Obj:
-    sku = "Standard_NC24ads_A100_v4"
-    return {
-        "metadata": {
-            "name": name,
-            "labels": {"karpenter.sh/nodepool": "kaito", "kaito.sh/workspace": "bench"},
-        },
-        "spec": {
-            "nodeClassRef": {"group": "kaito.sh", "kind": "KaitoNodeClass", "name": "default"},
-            "taints": [{"key": "sku", "value": "gpu", "effect": "NoSchedule"}],
-            "requirements": [
-                {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [sku]},
-            ],
-            "resources": {"requests": {"storage": "256Gi"}},
-        },
-    }
+    return gpu_nodeclaim(name, "bench")
 
 
 def ready(claim: Obj) -> bool:

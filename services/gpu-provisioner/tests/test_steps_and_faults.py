@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from gpu_provisioner.apierrors import KubeApiError, api_step
 from gpu_provisioner.controllers.lifecycle import WrittenClaims
+from kaito_common.controller.apierrors import KubeApiError, api_step
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import ObjectKey
 from kaito_testing.fakearm import FakeArm, Faults

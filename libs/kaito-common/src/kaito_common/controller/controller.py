@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from kaito_common.controller.apierrors import describe_error
 from kaito_common.controller.clock import Clock
 from kaito_common.controller.informer import Informer, WatchEvent
 from kaito_common.controller.kinds import Kind, ObjectKey
@@ -140,12 +141,12 @@ class Controller:
             self.queue.add_rate_limited(key)
             log.warning(
                 "Reconcile failed; requeued with backoff controller=%s key=%s reconcileID=%s "
-                "retries=%d error=%r",
+                "retries=%d error=%s",
                 self.name,
                 key,
                 reconcile_id,
                 self.queue.retries(key),
-                err,
+                describe_error(err),
             )
         else:
             self.queue.forget(key)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 
 from gpu_provisioner import claims
-from gpu_provisioner.apierrors import api_step
 from gpu_provisioner.conditions import INITIALIZED, ConditionSet
 from kaito_common.api.labels import LABEL_INITIALIZED, TAINT_UNREGISTERED
 from kaito_common.controller import objects
+from kaito_common.controller.apierrors import api_step
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NODE
 from kaito_common.controller.objects import Obj

@@ -18,7 +18,6 @@ import logging
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from gpu_provisioner import claims
-from gpu_provisioner.apierrors import KubeApiError, api_step, as_kube_error
 from gpu_provisioner.cloud.provider import CloudProvider
 from gpu_provisioner.conditions import INITIALIZED, LAUNCHED, READY, REGISTERED, ConditionSet
 from gpu_provisioner.controllers.initialization import initialize
@@ -29,6 +28,7 @@ from gpu_provisioner.metrics import ProvisionerMetrics
 from kaito_common.api.labels import FINALIZER_TERMINATION
 from kaito_common.contracts.kinds import NODECLAIM
 from kaito_common.controller import objects
+from kaito_common.controller.apierrors import KubeApiError, api_step, as_kube_error
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.controller import Result
 from kaito_common.controller.kinds import ObjectKey

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 
 from gpu_provisioner import claims
-from gpu_provisioner.apierrors import KubeApiError, api_step
 from gpu_provisioner.conditions import REGISTERED, ConditionSet
 from gpu_provisioner.controllers.initialization import uninitialized_reason
 from kaito_common.api.labels import (
@@ -24,6 +23,7 @@ from kaito_common.api.labels import (
 )
 from kaito_common.contracts.kinds import NODECLAIM
 from kaito_common.controller import objects
+from kaito_common.controller.apierrors import KubeApiError, api_step
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NODE
 from kaito_common.controller.objects import Obj

@@ -2,7 +2,8 @@
 
 `kubernetes_asyncio`'s `ApiException` prints as a bare `ApiException()` in a `%r` log line; a
 reconcile step that fails re-raises it as `KubeApiError`, whose text names the step, the HTTP
-status, the API's reason (`Conflict`, `NotFound`, ...) and its message.
+status, the API's reason (`Conflict`, `NotFound`, ...) and its message. `describe_error` gives the
+same text for any error a reconciler raises, for the framework's own log lines.
 """
 
 from __future__ import annotations
@@ -69,3 +70,9 @@ async def api_step(step: str, call: Awaitable[T]) -> T:
         return await call
     except ApiException as err:
         raise KubeApiError(step, err) from err
+
+
+def describe_error(err: BaseException, step: str = "reconcile") -> str:
+    """An error for a log line: an API error with its status, reason and message, else `repr`."""
+    kube = as_kube_error(step, err)
+    return repr(kube) if kube is not None else repr(err)
