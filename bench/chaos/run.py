@@ -46,6 +46,10 @@ def cloud_fields() -> str:
     )
 
 
+def _s(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds:.1f}s"
+
+
 async def _await(awaitable: Any) -> Any:
     return await awaitable
 
@@ -66,7 +70,10 @@ def main() -> int:
     print(
         f"controller chaos: {result.seconds:.0f}s, relists on 410 Gone: "
         f"{result.relists_on_gone}, peak duplicates during the run: {result.peak_duplicates}, "
-        f"lease taken over after {result.lease_takeover_s}s, logs in {work}",
+        f"leader killed {_s(result.renewed_before_kill_s)} after its last renewal, lease "
+        f"taken over {_s(result.lease_takeover_s)} after the kill (lease duration 15 s), "
+        f"handed over {_s(result.graceful_handover_s)} after SIGTERM to the leader, "
+        f"logs in {work}",
         file=sys.stderr,
     )
     cloud = "arm_fault_rate=n/a claims_ready=n/a leaked_pools=n/a"

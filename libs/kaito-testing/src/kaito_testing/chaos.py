@@ -3,10 +3,11 @@
 While Workspaces are created, updated and deleted, the workspace controller (a host process) is
 SIGKILLed at random moments and started again, kube-apiserver is restarted once, etcd is
 compacted (and the API server's watch cache dropped) so that every watch resumes into
-`410 Gone`, and finally two replicas run with leader election and the leader is killed. The
-gpu-provisioner (kwok cloud) makes the nodes. Afterwards :func:`audit` checks that every
-Workspace converged (kept ones `WorkspaceSucceeded`, deleted ones gone), that no workspace
-has more NodeClaims or workloads than it asks for, and that no object's owner is gone.
+`410 Gone`, and finally two replicas run with leader election and the leader is killed (then
+the new leader is stopped with SIGTERM, which releases the Lease). The gpu-provisioner (kwok
+cloud) makes the nodes. Afterwards :func:`audit` checks that every Workspace converged (kept
+ones `WorkspaceSucceeded`, deleted ones gone), that no workspace has more NodeClaims or
+workloads than it asks for, and that no object's owner is gone.
 
 Used by `bench/chaos/run.py` (`make chaos`, 20 Workspaces, 20 kills) and by a reduced test in
 services/workspace-controller/tests/chaos/. Only loopback addresses.
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kaito_common.controller.client import KubeClient, is_not_found, status_of
+from kaito_common.controller.clock import parse_time
 from kaito_common.controller.kinds import (
     CONTROLLER_REVISION,
     DEPLOYMENT,
@@ -298,6 +300,12 @@ class ChaosResult:
     # every second), and the seconds from the leader's kill until the other held the Lease.
     peak_duplicates: int = 0
     lease_takeover_s: float | None = None
+    # How long before its kill the leader had last renewed the Lease (a standby may take it
+    # one lease duration after that renewal, so failover from the kill is shorter by this).
+    renewed_before_kill_s: float | None = None
+    # The seconds from SIGTERM to the leader until the other replica held the Lease (a clean
+    # exit releases it).
+    graceful_handover_s: float | None = None
     details: list[str] = field(default_factory=list)
 
 
@@ -328,6 +336,8 @@ class ControllerChaos:
         self._quiet = asyncio.Lock()
         self.peak_duplicates = 0
         self.lease_takeover_s: float | None = None
+        self.renewed_before_kill_s: float | None = None
+        self.graceful_handover_s: float | None = None
 
     def run(self) -> ChaosResult:
         return asyncio.run(self.run_async())
@@ -462,6 +472,8 @@ class ControllerChaos:
             details=result.details,
             peak_duplicates=self.peak_duplicates,
             lease_takeover_s=self.lease_takeover_s,
+            renewed_before_kill_s=self.renewed_before_kill_s,
+            graceful_handover_s=self.graceful_handover_s,
         )
 
     async def _sample_duplicates(self, kube: KubeClient) -> None:
@@ -533,8 +545,10 @@ class ControllerChaos:
                 raise
 
     async def _failover(self, plane: ControlPlane, kube: KubeClient, late: str) -> float:
-        """Two replicas with leader election; kill the leader; seconds until the other holds
-        the Lease and has reconciled a Workspace created at the moment of the kill."""
+        """Two replicas with leader election; SIGKILL the leader; seconds from the kill until
+        the other holds the Lease and has reconciled a Workspace created at the moment of the
+        kill. Then the killed one comes back as the standby and the new leader gets SIGTERM:
+        its clean exit releases the Lease (`graceful_handover_s`)."""
         first = workspace_controller(plane, self.work / "logs", "wc-a", "--leader-election")
         second = workspace_controller(plane, self.work / "logs", "wc-b", "--leader-election")
         self.controllers += [first, second]
@@ -546,10 +560,21 @@ class ControllerChaos:
                 raise RuntimeError("no replica holds the lease")
             await asyncio.sleep(0.2)
         leader, standby = (first, second) if first.is_leader() else (second, first)
+        # Let the standby run as one for a while, as it would in a cluster: a standby that has
+        # only just started has not seen the lease change yet and (safely) waits a full
+        # duration from its first look. The kill lands at a random point of the renewal cycle.
+        await asyncio.sleep(self.rng.uniform(4.0, 6.0))
         lease = await kube.get(LEASE, LEASE_NAME, LEASE_NAMESPACE)
         old_holder = lease["spec"].get("holderIdentity")
         leader.kill()
         killed = time.monotonic()
+        killed_wall = time.time()
+        # A dead leader renews no more: the Lease now shows its last renewal (same host, so
+        # its wall clock is ours).
+        lease = await retrying(lambda: kube.get(LEASE, LEASE_NAME, LEASE_NAMESPACE), "lease")
+        renew_time = lease["spec"].get("renewTime")
+        if lease["spec"].get("holderIdentity") == old_holder and renew_time:
+            self.renewed_before_kill_s = killed_wall - parse_time(renew_time).timestamp()
         await self._create(kube, late)
         holds = reconciled = None
         while time.monotonic() - killed < 120:
@@ -566,9 +591,38 @@ class ControllerChaos:
             await asyncio.sleep(0.1)
         if reconciled is None:
             raise RuntimeError("no failover within 120 s")
-        log.info("lease taken over after %.1fs, reconciled after %.1fs", holds, reconciled)
+        log.info(
+            "lease taken over after %.1fs, reconciled after %.1fs (last renewal %.1fs before "
+            "the kill)",
+            holds,
+            reconciled,
+            self.renewed_before_kill_s or -1.0,
+        )
         self.lease_takeover_s = holds
         # The killed leader comes back as the standby, as its pod would be restarted.
         await asyncio.to_thread(leader.start)
-        assert standby.is_leader() or leader.is_leader()
+        current = standby if standby.is_leader() else leader
+        self.graceful_handover_s = await self._graceful_handover(kube, current)
+        # The stopped one comes back as the standby in turn.
+        await asyncio.to_thread(current.start)
         return reconciled
+
+    async def _graceful_handover(self, kube: KubeClient, leader: HostController) -> float:
+        """SIGTERM the leader; seconds until another replica holds the Lease."""
+        lease = await kube.get(LEASE, LEASE_NAME, LEASE_NAMESPACE)
+        old_holder = lease["spec"].get("holderIdentity")
+        stopping = asyncio.create_task(asyncio.to_thread(leader.stop))
+        sent = time.monotonic()
+        try:
+            while time.monotonic() - sent < 60:
+                lease = await retrying(
+                    lambda: kube.get(LEASE, LEASE_NAME, LEASE_NAMESPACE), "lease"
+                )
+                if lease["spec"].get("holderIdentity") not in (None, old_holder):
+                    handover = time.monotonic() - sent
+                    log.info("lease handed over %.1fs after SIGTERM to the leader", handover)
+                    return handover
+                await asyncio.sleep(0.05)
+            raise RuntimeError("no handover within 60 s of SIGTERM to the leader")
+        finally:
+            await stopping

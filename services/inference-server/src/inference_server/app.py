@@ -42,7 +42,7 @@ def build_app(settings: ServerSettings, engine: Engine) -> FastAPI:
     app.state.service = CompletionService(settings, engine, metrics)
     app.state.started_at = time.time()
     install_error_handlers(app)
-    app.add_middleware(JSONBodyMiddleware)
+    app.add_middleware(JSONBodyMiddleware, max_request_bytes=settings.max_request_bytes)
     app.include_router(system_routes.router)
     app.include_router(kaito_routes.router)
     app.include_router(openai_routes.router)

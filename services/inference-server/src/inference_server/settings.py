@@ -60,6 +60,9 @@ class ServerSettings(BaseSettings):
         "processes keep cores busy (re-checked every second)",
     )
     default_max_tokens: int = Field(256, ge=1, description="max_tokens when a request sets none")
+    max_request_bytes: int = Field(
+        8 << 20, ge=1024, description="Largest request body accepted (bytes); larger gets 413"
+    )
     chat_template: Path | None = Field(None, description="Jinja chat template file")
     adapters_dir: Path = Field(Path("/mnt/adapter"), description="LoRA adapters directory")
     adapter_mode: AdapterMode = Field("auto", description="separate model ids or merged")
@@ -75,6 +78,9 @@ class ServerSettings(BaseSettings):
         1, ge=1, description="vllm: nodes one replica spans (Ray backend when more than 1)"
     )
     log_level: str = Field("info", description="Log level")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text or JSON (docs/observability.md)"
+    )
 
     @property
     def model_name(self) -> str:

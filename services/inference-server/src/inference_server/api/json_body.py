@@ -7,6 +7,13 @@ Before the routes see it, the body is also checked for what pydantic would let t
 engine or the response encoder would trip over later: bytes that are not UTF-8 and escapes of
 lone UTF-16 surrogates inside strings, NaN/Infinity, numbers too long to parse, and nesting
 deeper than any request needs. Each error names the field it was found in.
+
+A body larger than `max_request_bytes` is refused with 413 before it is read whole: at once when
+its Content-Length says so, or as soon as a streamed body grows past the limit. The response
+closes the connection (the rest of the body is never read).
+
+The routes parse the body again (FastAPI reads it from a `Request` of its own, with no hook to
+hand it the value parsed here); the check above costs one extra parse of at most the limit.
 """
 
 from __future__ import annotations
@@ -17,14 +24,16 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from inference_server.api.errors import error_response_for
+from inference_server.api.errors import error_response_for, openai_error
 from inference_server.errors import InvalidRequestError, UnsupportedMediaTypeError
 
 # No request of these APIs nests deeper than 5 (messages[i].content[j].text); 32 leaves room for
 # unknown extra keys without letting a body make every later recursive walk expensive.
 MAX_DEPTH = 32
+DEFAULT_MAX_REQUEST_BYTES = 8 << 20
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -160,23 +169,59 @@ def parse_body(raw: bytes, content_type: str | None) -> Any:
     return value
 
 
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the HTTP server refuses such a request before it gets here
+    return None
+
+
+def too_large_response(path: str, limit: int) -> JSONResponse:
+    """413 naming the limit, in the body style of the API under `path`."""
+    message = (
+        f"Request body is larger than this server accepts: {limit} bytes ({limit / 2**20:g} "
+        "MiB, set by --max-request-bytes / KAITO_MAX_REQUEST_BYTES)"
+    )
+    if path.startswith("/v1/"):
+        response = openai_error(413, message)
+    else:
+        response = JSONResponse({"detail": message}, status_code=413)
+    response.headers["Connection"] = "close"  # the rest of the body is not read
+    return response
+
+
 class JSONBodyMiddleware:
     """Checks every request body as JSON (see the module doc) and hands it on as
-    `application/json`; answers the error itself when the body is unusable."""
+    `application/json`; answers the error itself when the body is unusable or too large."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> None:
         self.app = app
+        self.max_request_bytes = max_request_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
+        limit = self.max_request_bytes
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await too_large_response(scope["path"], limit)(scope, receive, send)
+            return
         chunks: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await too_large_response(scope["path"], limit)(scope, receive, send)
+                return
+            chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         raw = b"".join(chunks)

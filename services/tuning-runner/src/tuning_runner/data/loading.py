@@ -1,7 +1,8 @@
 """Read dataset files (parquet, jsonl/json, csv, arrow) into rows; the extension decides the reader.
 
 pyarrow reads the files directly (no `datasets` cache folder, no extra import cost in the pod),
-a record batch at a time (parquet, arrow, csv) or a line at a time (jsonl), never a whole table.
+a record batch at a time (parquet, arrow, csv), a line at a time (jsonl) or an element at a time
+(a JSON array), never a whole table.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
+from tuning_runner.data.json_array import CHUNK_CHARS, iter_json_array
 from tuning_runner.errors import DatasetError
 
 FORMATS = {
@@ -106,22 +108,38 @@ def _rows_of(batches: Iterable[pa.RecordBatch]) -> Iterator[Row]:
         yield from batch.to_pylist()
 
 
-def _read_json(path: Path) -> list[Row]:
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        doc = json.loads(text)
-        if not all(isinstance(r, dict) for r in doc):
-            raise DatasetError(f"{path.name}: a JSON array of objects was expected")
-        return list(doc)
-    if stripped.startswith("{") and "\n" not in stripped.strip():
-        doc = json.loads(text)
-        # {"data": [...]} style documents
+def _read_json(path: Path) -> Iterator[Row]:
+    layout = _json_layout(path)
+    if layout == "array":
+        yield from iter_json_array(path)
+    elif layout == "document":
+        # One object on one line: parsed whole ({"data": [...]} style documents).
+        doc = json.loads(path.read_text(encoding="utf-8"))
         for value in doc.values():
             if isinstance(value, list) and all(isinstance(r, dict) for r in value):
-                return list(value)
-        return [doc]
-    return list(_read_jsonl(path))
+                yield from value
+                return
+        yield doc
+    else:
+        yield from _read_jsonl(path)
+
+
+def _json_layout(path: Path) -> str:
+    """ "array" (starts with `[`), "document" (one object on one line) or "lines" (anything
+    else is read as JSON Lines), found without reading the file whole."""
+    with path.open(encoding="utf-8") as fh:
+        first = fh.read(1)
+        while first and first.isspace():
+            first = fh.read(1)
+        if first == "[":
+            return "array"
+        if first != "{":
+            return "lines"
+        fh.readline()  # the rest of the first line
+        while chunk := fh.read(CHUNK_CHARS):
+            if chunk.strip():
+                return "lines"
+    return "document"
 
 
 def _read_jsonl(path: Path) -> Iterator[Row]:
@@ -144,9 +162,9 @@ def iter_rows(path: Path, fmt: str) -> Iterator[Row]:
     """The file's rows, read a record batch (or a line) at a time: a columnar file is never
     decoded whole, so the Arrow memory in use stays at about one batch.
 
-    A JSON document (an array or an object) is the exception: it is parsed whole. A CSV whose
-    column types change after the first block (which the streaming reader infers them from) is
-    read again whole, as before."""
+    A JSON array is read an element at a time; a one-line JSON object document is the
+    exception: it is parsed whole. A CSV whose column types change after the first block
+    (which the streaming reader infers them from) is read again whole, as before."""
     if fmt == "parquet":
         yield from _rows_of(_parquet_batches(path))
     elif fmt == "arrow":
