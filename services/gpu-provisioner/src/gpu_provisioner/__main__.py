@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 
 from gpu_provisioner.app import api_client_for, build
 from gpu_provisioner.settings import Settings, parse_settings
+from kaito_common.logs import configure_logging
 
 
 async def _run(settings: Settings) -> None:
@@ -18,12 +17,7 @@ async def _run(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     settings = parse_settings(argv)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)  # quietens azure's loggers too
     asyncio.run(_run(settings))
 
 

@@ -24,11 +24,14 @@ from gpu_provisioner.metrics import ProvisionerMetrics
 from gpu_provisioner.settings import Settings
 from kaito_common.contracts.kinds import NODECLAIM
 from kaito_common.controller.client import KubeClient
+from kaito_common.controller.events import EventRecorder
 from kaito_common.controller.informer import Informer, WatchEvent
 from kaito_common.controller.kinds import NODE
 from kaito_common.controller.manager import Manager, ManagerSettings
 
 log = logging.getLogger(__name__)
+
+COMPONENT = "gpu-provisioner"  # the Events' source: what `kubectl describe nodeclaim` shows
 
 
 def _managed(event: WatchEvent) -> bool:
@@ -89,7 +92,7 @@ CloudFactory = Callable[[KubeClient, ProvisionerMetrics], CloudProvider]
 def _manager(settings: Settings, api_client: ApiClient) -> Manager:
     return Manager(
         ManagerSettings(
-            name="gpu-provisioner",
+            name=COMPONENT,
             request_timeout_s=settings.request_timeout_s,
             leader_election=settings.leader_elect,
             lease_namespace=settings.lease_namespace,
@@ -108,6 +111,7 @@ def _add_lifecycle(
     claim_informer: Informer,
     node_informer: Informer,
     metrics: ProvisionerMetrics,
+    events: EventRecorder,
 ) -> LifecycleReconciler:
     """The NodeClaim lifecycle controller; the launcher wakes it when a launch ends."""
     lifecycle = LifecycleReconciler(
@@ -118,6 +122,7 @@ def _add_lifecycle(
         node_informer.store,
         poll_interval_s=settings.poll_interval_s,
         metrics=metrics,
+        events=events,
     )
     controller = (
         manager.controller("nodeclaim.lifecycle")
@@ -154,8 +159,9 @@ def build(
         max_concurrent=settings.max_concurrent_launches,
         backoff_max_s=settings.launch_backoff_max_s,
     )
+    events = EventRecorder(manager.client, COMPONENT)
     lifecycle = _add_lifecycle(
-        manager, settings, cloud, launcher, claim_informer, node_informer, metrics
+        manager, settings, cloud, launcher, claim_informer, node_informer, metrics, events
     )
     if settings.node_repair:
         repair = NodeRepair(
@@ -163,6 +169,7 @@ def build(
             claim_informer.store,
             node_informer.store,
             after_s=settings.node_repair_after_s,
+            events=events,
         )
         manager.controller("node.repair").for_(NODE).complete(repair.reconcile)
     gc = GarbageCollector(
@@ -172,6 +179,7 @@ def build(
         node_informer.store,
         interval_s=settings.gc_interval_s,
         grace_s=settings.gc_instance_grace_s,
+        events=events,
     )
     manager.add_runnable(gc.run)
     log.info(

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     log_level: str = Field(
         "INFO", validation_alias=AliasChoices("GPU_PROVISIONER_LOG_LEVEL", "LOG_LEVEL")
     )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        validation_alias=AliasChoices("GPU_PROVISIONER_LOG_FORMAT", "LOG_FORMAT"),
+        description="Log lines as text or JSON (docs/observability.md)",
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="Kubernetes API request timeout")
     # Launches run as tasks, so workers are never held by a cloud operation.
     workers: int = Field(

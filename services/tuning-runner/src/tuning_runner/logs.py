@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
+
+from kaito_common.logs import configure_logging
 
 _LOGGER = logging.getLogger("tuning_runner")
 
@@ -23,10 +24,10 @@ def warn(message: str, /, **fields: Any) -> None:
     log(message, level=logging.WARNING, **fields)
 
 
-def configure(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger("tuning_runner")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+def configure(level: str | int = logging.INFO, fmt: str = "text") -> None:
+    """Every logger to stderr in `fmt` (text or json; kaito_common.logs)."""
+    configure_logging(level, fmt)
+    runner = logging.getLogger("tuning_runner")
+    runner.handlers[:] = []
+    runner.setLevel(logging.NOTSET)
+    runner.propagate = True

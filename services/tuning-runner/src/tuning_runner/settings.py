@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,10 @@ class RunnerSettings(BaseSettings):
     )
     metrics_port: int = Field(5000, description="Prometheus port; 0 turns the server off")
     metrics_host: str = "0.0.0.0"
+    log_level: str = Field("info", description="Log level")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text or JSON (docs/observability.md)"
+    )
 
     # fetch
     allow_loopback_urls: bool = Field(False, description="tests only: let URLs reach 127.0.0.1")

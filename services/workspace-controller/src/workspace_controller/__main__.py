@@ -8,16 +8,9 @@ import sys
 
 from pydantic import ValidationError
 
+from kaito_common.logs import configure_logging
 from workspace_controller.app import WorkspaceApp
 from workspace_controller.settings import ControllerSettings, parse_settings
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as err:
         print(f"workspace-controller: invalid settings: {err}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     logging.getLogger(__name__).info(
         "Starting workspace controller nodeProvisioner=%s testPresets=%s",
         "byo" if settings.byo else settings.node_provisioner,

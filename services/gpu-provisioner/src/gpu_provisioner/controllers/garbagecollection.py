@@ -16,6 +16,7 @@ import logging
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from gpu_provisioner import claims
+from gpu_provisioner.claim_events import DELETED, INSTANCE_NOT_FOUND
 from gpu_provisioner.cloud.provider import CloudProvider, Instance
 from gpu_provisioner.conditions import REGISTERED
 from gpu_provisioner.controllers.initialization import node_ready
@@ -24,6 +25,7 @@ from kaito_common.api.labels import FINALIZER_TERMINATION
 from kaito_common.contracts.kinds import NODECLAIM
 from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient, is_not_found
+from kaito_common.controller.events import EventRecorder
 from kaito_common.controller.kinds import NODE, ObjectKey
 from kaito_common.controller.meta import remove_finalizer
 from kaito_common.controller.objects import Obj
@@ -51,6 +53,7 @@ class GarbageCollector:
         *,
         interval_s: float = 120.0,
         grace_s: float = 30.0,
+        events: EventRecorder | None = None,
     ) -> None:
         self._kube = kube
         self._cloud = cloud
@@ -58,6 +61,7 @@ class GarbageCollector:
         self._nodes = node_store
         self.interval_s = interval_s
         self.grace_s = grace_s
+        self._events = events
         self._slots = asyncio.Semaphore(PARALLELISM)
 
     async def run(self) -> None:
@@ -101,6 +105,13 @@ class GarbageCollector:
             name = str(objects.meta(claim)["name"])
             # The cache may lag the cloud: confirm the instance is really gone.
             if await self._cloud.get(name) is None:
+                if self._events is not None:
+                    await self._events.warning(
+                        claim,
+                        INSTANCE_NOT_FOUND,
+                        "The cloud instance is gone and the node is not Ready; deleting the "
+                        "NodeClaim so that a new node is requested",
+                    )
                 await self._kube.delete(NODECLAIM, name)
                 log.info("Deleted nodeclaim whose instance is gone nodeclaim=%s", name)
                 removed.append(name)
@@ -140,6 +151,9 @@ class GarbageCollector:
 
     async def _release_node(self, node: Obj) -> None:
         name = str(objects.meta(node)["name"])
+        if self._events is not None and not objects.is_deleting(node):
+            message = f"Deleting node {name}: its cloud instance had no NodeClaim and was deleted"
+            await self._events.normal(node, DELETED, message)
         try:
             await self._kube.delete(NODE, name)
             await remove_finalizer(self._kube, NODE, node, FINALIZER_TERMINATION)

@@ -75,6 +75,7 @@ class Launcher:
         self._tasks: dict[str, asyncio.Task[Instance]] = {}
         self._failures: dict[str, int] = {}
         self._not_before: dict[str, float] = {}
+        self._unreported: dict[str, CloudError] = {}
         self.notify: Callable[[ObjectKey], None] = lambda key: None
 
     @property
@@ -104,6 +105,11 @@ class Launcher:
             task.cancel()
         self._failures.pop(uid, None)
         self._not_before.pop(uid, None)
+        self._unreported.pop(uid, None)
+
+    def take_failure(self, uid: str) -> CloudError | None:
+        """The failure the last `reconcile` of this claim met, once (for its Event)."""
+        return self._unreported.pop(uid, None)
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())
@@ -152,6 +158,7 @@ class Launcher:
         cloud_err = err if isinstance(err, CloudError) else CloudError(str(err) or repr(err))
         failures = self._failures.get(uid, 0) + 1
         self._failures[uid] = failures
+        self._unreported[uid] = cloud_err
         if not cloud_err.retryable:
             conditions.set_false(LAUNCHED, cloud_err.reason, cloud_err.message)
             log.error(

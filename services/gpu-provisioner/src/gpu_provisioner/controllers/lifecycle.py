@@ -18,6 +18,7 @@ import logging
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from gpu_provisioner import claims
+from gpu_provisioner.claim_events import TERMINATING, ClaimEvent, launch_failed, step_events
 from gpu_provisioner.cloud.provider import CloudProvider
 from gpu_provisioner.conditions import INITIALIZED, LAUNCHED, READY, REGISTERED, ConditionSet
 from gpu_provisioner.controllers.initialization import initialize
@@ -31,6 +32,7 @@ from kaito_common.controller import objects
 from kaito_common.controller.apierrors import KubeApiError, api_step, as_kube_error
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.controller import Result
+from kaito_common.controller.events import NORMAL, EventRecorder
 from kaito_common.controller.kinds import ObjectKey
 from kaito_common.controller.meta import add_finalizer
 from kaito_common.controller.objects import Obj
@@ -104,6 +106,7 @@ class LifecycleReconciler:
         *,
         poll_interval_s: float = 2.0,
         metrics: ProvisionerMetrics | None = None,
+        events: EventRecorder | None = None,
     ) -> None:
         self._kube = kube
         self._cloud = cloud
@@ -113,6 +116,12 @@ class LifecycleReconciler:
         self._poll_interval_s = poll_interval_s
         self._metrics = metrics
         self._written = WrittenClaims()
+        self._events = events
+        self._terminating: set[str] = set()  # claims whose Terminating Event was recorded
+
+    async def _record(self, obj: Obj, event: ClaimEvent) -> None:
+        if self._events is not None:
+            await self._events.record(obj, event.type, event.reason, event.message)
 
     def claims_for_node(self, node: Obj) -> list[ObjectKey]:
         """Map a Node event to the claims it concerns (by providerID or ownerReference)."""
@@ -173,17 +182,12 @@ class LifecycleReconciler:
         cached = self._claims.get(key)
         if cached is None or not claims.is_managed(cached):
             self._written.forget(key)
+            if cached is None:
+                self._terminating.discard(key.name)
             return None
         if objects.is_deleting(cached):
             self._written.forget(key)
-            return await terminate(
-                self._kube,
-                self._cloud,
-                self._launcher,
-                cached,
-                self._nodes_of(cached),
-                self._poll_interval_s,
-            )
+            return await self._terminate(cached)
         claim = self._written.fresh(key, cached)
         before = claim
         claim = await api_step(
@@ -197,11 +201,37 @@ class LifecycleReconciler:
             created=objects.created_at(claim),
         )
         status: Obj = {k: v for k, v in (claim.get("status") or {}).items()}
+        before_conditions = list(status.get("conditions") or [])
         claim, requeue = await self._launch(claim, conditions, status)
+        failure = self._launcher.take_failure(str(objects.meta(claim).get("uid")))
+        if failure is not None:
+            await self._record(claim, launch_failed(failure))
         if conditions.is_true(LAUNCHED) and not await self._join(claim, conditions, status):
             return None
-        await self._write_status(claim, conditions, status)
+        written = await self._write_status(claim, conditions, status)
+        if written:
+            for event in step_events(before_conditions, conditions.conditions, status):
+                await self._record(claim, event)
         return Result(requeue_after=requeue) if requeue is not None else None
+
+    async def _terminate(self, claim: Obj) -> Result | None:
+        name = objects.name(claim)
+        if name not in self._terminating and FINALIZER_TERMINATION in (
+            objects.meta(claim).get("finalizers") or []
+        ):
+            self._terminating.add(name)
+            nodes = ", ".join(objects.name(n) for n in self._nodes_of(claim)) or "none"
+            message = f"Deleting the NodeClaim: draining node(s) {nodes}, deleting the instance"
+            await self._record(claim, ClaimEvent(NORMAL, TERMINATING, message))
+        return await terminate(
+            self._kube,
+            self._cloud,
+            self._launcher,
+            claim,
+            self._nodes_of(claim),
+            self._poll_interval_s,
+            events=self._events,
+        )
 
     async def _launch(
         self, claim: Obj, conditions: ConditionSet, status: Obj
@@ -245,7 +275,8 @@ class LifecycleReconciler:
             await initialize(self._kube, claim, node, conditions)
         return True
 
-    async def _write_status(self, claim: Obj, conditions: ConditionSet, status: Obj) -> None:
+    async def _write_status(self, claim: Obj, conditions: ConditionSet, status: Obj) -> bool:
+        """Write the status when it changed; whether it was written."""
         status["conditions"] = conditions.conditions
         was_ready = ConditionSet(
             (claim.get("status") or {}).get("conditions"), generation=None, created=None
@@ -261,3 +292,4 @@ class LifecycleReconciler:
                 objects.name(claim),
                 status.get("nodeName"),
             )
+        return written is not None

@@ -7,11 +7,13 @@ import datetime as dt
 import logging
 
 from gpu_provisioner import claims
+from gpu_provisioner.claim_events import NODE_REPAIR
 from kaito_common.contracts.kinds import NODECLAIM
 from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.clock import parse_time
 from kaito_common.controller.controller import Result
+from kaito_common.controller.events import EventRecorder
 from kaito_common.controller.kinds import ObjectKey
 from kaito_common.controller.objects import Obj
 from kaito_common.controller.store import StoreReader
@@ -45,11 +47,13 @@ class NodeRepair:
         node_store: StoreReader,
         *,
         after_s: float = 600.0,
+        events: EventRecorder | None = None,
     ) -> None:
         self._kube = kube
         self._claims = claim_store
         self._nodes = node_store
         self.after_s = after_s
+        self._events = events
 
     async def reconcile(self, key: ObjectKey) -> Result | None:
         node = self._nodes.get(key)
@@ -73,5 +77,12 @@ class NodeRepair:
             key.name,
             unhealthy_s,
         )
+        if self._events is not None:
+            message = (
+                f"Node {key.name} has not been Ready for {unhealthy_s:.0f} s; deleting NodeClaim "
+                f"{claim_name} so that a new node is requested"
+            )
+            await self._events.warning(claim, NODE_REPAIR, message)
+            await self._events.warning(node, NODE_REPAIR, message)
         await self._kube.delete(NODECLAIM, claim_name)
         return None

@@ -18,6 +18,7 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from gpu_provisioner import claims
+from gpu_provisioner.claim_events import DELETED
 from gpu_provisioner.cloud.provider import CloudProvider
 from gpu_provisioner.controllers.launch import Launcher
 from kaito_common.api.labels import FINALIZER_TERMINATION, TAINT_DISRUPTED
@@ -25,6 +26,7 @@ from kaito_common.contracts.kinds import NODECLAIM
 from kaito_common.controller import objects
 from kaito_common.controller.client import KubeClient, is_not_found, status_of
 from kaito_common.controller.controller import Result
+from kaito_common.controller.events import EventRecorder
 from kaito_common.controller.kinds import NODE
 from kaito_common.controller.meta import remove_finalizer
 from kaito_common.controller.objects import Obj
@@ -126,6 +128,8 @@ async def terminate(
     claim: Obj,
     nodes: list[Obj],
     poll_interval_s: float,
+    *,
+    events: EventRecorder | None = None,
 ) -> Result | None:
     meta = objects.meta(claim)
     name = str(meta["name"])
@@ -144,6 +148,9 @@ async def terminate(
     for node in nodes:
         node_name = str(objects.meta(node)["name"])
         if not objects.is_deleting(node):
+            if events is not None:
+                message = f"Deleting node {node_name}: its NodeClaim {name} was deleted"
+                await events.normal(node, DELETED, message)
             await kube.delete(NODE, node_name)
         try:
             await remove_finalizer(kube, NODE, node, FINALIZER_TERMINATION)
@@ -152,5 +159,7 @@ async def terminate(
                 raise
         log.info("Removed node nodeclaim=%s node=%s", name, node_name)
     await remove_finalizer(kube, NODECLAIM, claim, FINALIZER_TERMINATION)
+    if events is not None:
+        await events.normal(claim, DELETED, "Deleted the instance and the node; NodeClaim removed")
     log.info("Terminated nodeclaim=%s", name)
     return None

@@ -11,7 +11,8 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,20 +61,34 @@ def resolve_device(settings: ServerSettings) -> tuple[str, Any]:
     return device, dtype
 
 
+@contextmanager
+def _stage(name: str) -> Iterator[None]:
+    """Logs how long one stage of loading took (a model of many GiB takes minutes)."""
+    start = time.monotonic()
+    yield
+    log.info("Finished model loading stage=%s seconds=%.1f", name, time.monotonic() - start)
+
+
 def load_model(
     settings: ServerSettings, environ: Mapping[str, str], cpu_source: CpuSource | None
 ) -> LoadedModel:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     s = settings
     device, dtype = resolve_device(s)
     start = time.monotonic()
+    log.info("Loading model path=%s device=%s dtype=%s", s.model, device, dtype)
     common = {"local_files_only": s.local_files_only, "trust_remote_code": s.trust_remote_code}
-    tokenizer = AutoTokenizer.from_pretrained(str(s.model), **common)
-    if s.chat_template is not None:
-        tokenizer.chat_template = s.chat_template.read_text()
-    model = AutoModelForCausalLM.from_pretrained(str(s.model), dtype=dtype, **common)
-    model.to(device).eval()  # type: ignore[arg-type]
+    with _stage("config"):
+        AutoConfig.from_pretrained(str(s.model), **common)  # a bad config fails fast and clearly
+    with _stage("tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(str(s.model), **common)
+        if s.chat_template is not None:
+            tokenizer.chat_template = s.chat_template.read_text()
+    with _stage("weights"):
+        model = AutoModelForCausalLM.from_pretrained(str(s.model), dtype=dtype, **common)
+    with _stage("to_device"):
+        model.to(device).eval()  # type: ignore[arg-type]
     config = model.config.get_text_config()
     params = inspect.signature(type(model).forward).parameters
     eos = model.generation_config.eos_token_id
@@ -86,7 +101,8 @@ def load_model(
         cache_kwarg="cache" if "cache" in params else "past_key_values",
     )
     found = adapter_ops.discover_adapters(s.adapters_dir)
-    loaded.model = _with_adapters(loaded, model, found, s, environ)
+    with _stage("adapters"):
+        loaded.model = _with_adapters(loaded, model, found, s, environ)
     if loaded.device.type == "cpu":
         if s.cpu_threads:
             torch.set_num_threads(s.cpu_threads)

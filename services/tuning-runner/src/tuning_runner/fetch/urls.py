@@ -10,6 +10,7 @@ non-empty, so the data folder never holds a half-downloaded file under its real 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
+from kaito_common.progress import ProgressLog
 from kaito_common.urlguard import (
     Address,
     Resolver,
@@ -34,6 +36,8 @@ from tuning_runner.tls import ssl_context
 
 MAX_REDIRECTS = 5
 _RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+# Progress lines of downloads (at most one every 5 s per file; kaito_common.progress).
+_PROGRESS_LOG = logging.getLogger("tuning_runner.fetch")
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,8 @@ def _download_once(
                 )
             size = 0
             part = target.with_name(f".{target.name}.part")
+            # Named by its file: a presigned URL's query is a credential.
+            progress = ProgressLog(f"input {target.name}", declared or None, _PROGRESS_LOG)
             try:
                 with part.open("wb") as out:
                     for chunk in resp.iter_bytes(1 << 20):
@@ -150,6 +156,7 @@ def _download_once(
                                 f"{url} exceeded the {opts.max_bytes}-byte limit for inputs"
                             )
                         out.write(chunk)
+                        progress.update(len(chunk))
                 if size == 0:
                     raise FetchError(f"{url} returned an empty file; an input must not be empty")
                 os.replace(part, target)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import re
 import ssl
@@ -22,6 +23,7 @@ from urllib.parse import urljoin
 
 import httpx
 
+from kaito_common.progress import ProgressLog
 from tuning_runner.oci.auth import Credentials
 from tuning_runner.oci.blobs import CHUNK_BYTES, file_chunks, sha256_digest
 from tuning_runner.oci.retry import (
@@ -41,6 +43,9 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MANIFEST_ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST])
+
+# Progress lines of blob transfers (at most one every 5 s per blob; kaito_common.progress).
+_PROGRESS_LOG = logging.getLogger("tuning_runner.oci")
 
 
 class RegistryError(RuntimeError):
@@ -259,7 +264,10 @@ class HttpRegistryClient:
             size = path.stat().st_size
 
             def chunks() -> Iterable[bytes]:
-                return file_chunks(path)
+                progress = ProgressLog(f"blob {digest} to {repository}", size, _PROGRESS_LOG)
+                for chunk in file_chunks(path):
+                    progress.update(len(chunk))
+                    yield chunk
 
             body = chunks
         else:
@@ -307,11 +315,14 @@ class HttpRegistryClient:
             with self._streamed("GET", url, scope) as resp:
                 if resp.status_code != 200:
                     raise self._fail(f"GET blob {digest} from {repository}", resp)
+                total = int(resp.headers.get("Content-Length") or 0) or None
+                progress = ProgressLog(f"blob {digest} from {repository}", total, _PROGRESS_LOG)
                 with part.open("wb") as out:
                     for chunk in resp.iter_bytes(CHUNK_BYTES):
                         hasher.update(chunk)
                         size += len(chunk)
                         out.write(chunk)
+                        progress.update(len(chunk))
             return "sha256:" + hasher.hexdigest(), size
 
         try:

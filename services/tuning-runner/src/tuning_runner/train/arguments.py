@@ -54,6 +54,8 @@ def plan_training(cfg: TrainingConfig, output_dir: Path) -> TrainingPlan:
     training.setdefault("include_num_input_tokens_seen", "non_padding")
     training.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
     training.setdefault("dataloader_pin_memory", False)
+    # A pod's log is no terminal: progress comes as log lines from callback.py instead.
+    training.setdefault("disable_tqdm", True)
     max_length = int(training.get("max_length") or DEFAULT_MAX_LENGTH)
     packing = bool(training["packing"]) if "packing" in explicit else True
     if not packing and "train_sampling_strategy" not in explicit:

@@ -19,7 +19,7 @@ from tuning_runner.train import outputs
 from tuning_runner.train.arguments import plan_training, sft_config
 from tuning_runner.train.dataset import held_out, prepare_data
 from tuning_runner.train.model import apply_lora, load_model, load_tokenizer
-from tuning_runner.train.trainer import build_trainer, evaluate, train
+from tuning_runner.train.trainer import build_trainer, evaluate, quiet_library_output, train
 
 
 @dataclass
@@ -44,6 +44,7 @@ def run_training(
         log("Skipped training: the adapter is already complete", output_dir=str(output_dir))
         return TrainResult(output_dir, 0, None, 0, 0.0, skipped=True)
     outputs.clear_stale_marker(output_dir)
+    quiet_library_output()
 
     plan = plan_training(cfg, output_dir)
     model_path = cfg.model.pretrained_model_name_or_path or str(settings.default_model_path)

@@ -14,6 +14,24 @@ from tuning_runner.train.arguments import TrainingPlan
 from tuning_runner.train.callback import ProgressCallback
 
 
+def quiet_library_output() -> None:
+    """No tqdm bars from transformers, the hub or datasets (trl's dependency) in the pod's log
+    (`callback.py` logs progress lines instead), and transformers' own log records through the
+    root handler, in the runner's log format."""
+    from huggingface_hub.utils.tqdm import disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    disable_progress_bars()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.disable_default_handler()  # its records go through the root handler instead
+    hf_logging.enable_propagation()
+    try:
+        import datasets
+    except ImportError:  # only trl pulls it in
+        return
+    datasets.disable_progress_bars()
+
+
 def build_trainer(
     cfg: TrainingConfig,
     plan: TrainingPlan,
@@ -24,11 +42,12 @@ def build_trainer(
     reporter: ProgressReporter,
 ) -> Any:
     from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback
 
     pad_id = int(tokenizer.pad_token_id or 0)
     # Packed batches all get the same length, so every step has the same shapes.
     fixed = plan.row_tokens * args.per_device_train_batch_size if plan.packing else None
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=args,
         train_dataset=RowDataset(packed),
@@ -36,6 +55,10 @@ def build_trainer(
         processing_class=tokenizer,  # its pad id tells the token count what is padding
         callbacks=[ProgressCallback(reporter)],
     )
+    # With tqdm off (arguments.py) the Trainer prints each log dict to stdout instead; the
+    # ProgressCallback already logs those numbers as structured lines.
+    trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def train(trainer: Any, output_dir: Path) -> Any:

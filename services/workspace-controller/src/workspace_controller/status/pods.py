@@ -37,17 +37,43 @@ def pod_problem(pod: Obj) -> tuple[str, str] | None:
         status.get("containerStatuses") or []
     )
     for cs in statuses:
-        state = cs.get("state") or {}
-        waiting = state.get("waiting") or {}
-        reason = _WAITING_REASONS.get(str(waiting.get("reason") or ""))
-        if reason:
-            detail = waiting.get("message") or waiting.get("reason")
-            return reason, f"Pod {name} container {cs.get('name')}: {detail}"
-        last = (cs.get("lastState") or {}).get("terminated") or {}
-        terminated = state.get("terminated") or last
-        if terminated.get("reason") == "OOMKilled":
-            return "ContainerOOMKilled", f"Pod {name} container {cs.get('name')} ran out of memory"
+        problem = container_problem(name, cs)
+        if problem is not None:
+            return problem
     return None
+
+
+def _termination(terminated: Obj) -> str:
+    reason = terminated.get("reason") or "Error"
+    return f"{reason}, exit code {terminated.get('exitCode', '?')}"
+
+
+def container_problem(pod_name: str, cs: Obj) -> tuple[str, str] | None:
+    """(reason, message) of one container status: the image for pull errors, the restart
+    count and last termination for crash loops; an OOM kill is named even while the container
+    is backing off after it (a larger instance type is the fix, not the logs)."""
+    who = f"Pod {pod_name} container {cs.get('name')}"
+    state = cs.get("state") or {}
+    waiting = state.get("waiting") or {}
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    terminated = state.get("terminated") or last
+    restarts = int(cs.get("restartCount") or 0)
+    if terminated.get("reason") == "OOMKilled":
+        return (
+            "ContainerOOMKilled",
+            f"{who} ran out of memory (OOMKilled, exit code {terminated.get('exitCode', 137)}, "
+            f"restarted {restarts} time(s))",
+        )
+    reason = _WAITING_REASONS.get(str(waiting.get("reason") or ""))
+    if reason is None:
+        return None
+    detail = waiting.get("message") or waiting.get("reason")
+    if reason == "ImagePullError":
+        return reason, f"{who} cannot pull image {cs.get('image') or '?'}: {detail}"
+    if reason == "ContainerCrashLoopBackOff":
+        exit_ = f"; last exit: {_termination(last)}" if last else ""
+        return reason, f"{who} is crash looping (restarted {restarts} time(s){exit_}): {detail}"
+    return reason, f"{who}: {detail}"
 
 
 def classify_pods(pods: list[Obj]) -> tuple[str, str] | None:

@@ -1,0 +1,121 @@
+"""The Events a person reads in `kubectl describe workspace`: status changes worth hearing about.
+
+`status_events(old, new)` is a pure diff of two statuses: a condition whose status or reason
+changed becomes one Event (Normal when something became ready or finished, Warning when a pod,
+the Job, the config or the provisioning failed). Only changes count, so a level-triggered
+reconcile that runs a hundred times over an unchanged failure records it once; a message that
+merely changes (a restart count, the trainer's step) records nothing new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from kaito_common.api.conditions import WorkspaceConditionType as C
+from kaito_common.controller.clock import utc_now
+from kaito_common.controller.conditions import get_condition
+from kaito_common.controller.events import NORMAL, WARNING, EventRecorder
+from kaito_common.controller.objects import Obj
+from workspace_controller.status.compute import compute_status
+from workspace_controller.status.observations import Observations
+
+# A condition turning True with one of these reasons is news (RolloutInProgress is True as
+# well, but the WorkloadUpdated Event has said it already).
+NEWS_WHEN_TRUE: dict[str, frozenset[str]] = {
+    C.RESOURCE_READY.value: frozenset({"ResourcesReady"}),
+    C.INFERENCE_READY.value: frozenset({"InferenceReady"}),
+    C.WORKSPACE_SUCCEEDED.value: frozenset({"WorkspaceSucceeded", "TuningSucceeded"}),
+}
+# Reasons of a condition that is not True yet which still tell of progress.
+PROGRESS_REASONS = frozenset({"TuningInProgress"})
+# Reasons that need a person: a pod, the Job, the workspace's config or its nodes failed.
+WARNING_REASONS = frozenset(
+    {
+        "ImagePullError",
+        "ContainerCrashLoopBackOff",
+        "ContainerOOMKilled",
+        "ContainerStartError",
+        "Unschedulable",
+        "PodEvicted",
+        "TuningJobFailed",
+        "InvalidTuningConfig",
+        "UnsupportedPreset",
+        "UnsupportedInstanceType",
+        "InvalidWorkspace",
+        "InvalidWeightsSource",
+        "NodeClaimLaunchFailed",
+        "NodeClaimAPINotInstalled",
+        "NodePluginsNotReady",
+        "ReconcileError",
+    }
+)
+
+
+@dataclass(frozen=True)
+class WorkspaceEvent:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+def _event(cond: Obj) -> WorkspaceEvent | None:
+    type_, status, reason = cond.get("type"), cond.get("status"), str(cond.get("reason") or "")
+    message = str(cond.get("message") or "")
+    if status == "True":
+        if reason in NEWS_WHEN_TRUE.get(str(type_), frozenset()):
+            return WorkspaceEvent(NORMAL, reason, message)
+        return None
+    if reason in WARNING_REASONS:
+        return WorkspaceEvent(WARNING, reason, message)
+    if reason in PROGRESS_REASONS:
+        return WorkspaceEvent(NORMAL, reason, message)
+    return None
+
+
+def status_events(old: Obj, new: Obj) -> list[WorkspaceEvent]:
+    """The Events for the conditions of `new` whose (status, reason) differ from `old`'s, in
+    condition order; the same reason and message reported by two conditions (the Job's failure
+    on JobStarted and on the summary) is one Event."""
+    before = list(old.get("conditions") or [])
+    found: list[WorkspaceEvent] = []
+    for cond in new.get("conditions") or []:
+        prior = get_condition(before, str(cond.get("type"))) or {}
+        if (prior.get("status"), prior.get("reason")) == (cond.get("status"), cond.get("reason")):
+            continue
+        event = _event(cond)
+        if event is not None and all(
+            (e.reason, e.message) != (event.reason, event.message) for e in found
+        ):
+            found.append(event)
+    return found
+
+
+class StatusEventRecorder:
+    """Records the Events of the status a reconcile is about to write.
+
+    The workspace's stored status is the memory of what was already said. The next reconcile
+    may read a cached workspace that does not show that status write yet (the same
+    resourceVersion as the one this reconcile saw): then the status computed here is taken as
+    what was said, instead of saying it twice."""
+
+    def __init__(self, recorder: EventRecorder, *, cache_size: int = 4096) -> None:
+        self._recorder = recorder
+        self._said: OrderedDict[str, tuple[str, Obj]] = OrderedDict()  # uid -> (rv, status)
+        self._cache_size = cache_size
+
+    async def record(self, ws_obj: Obj, obs: Observations, now: dt.datetime | None = None) -> None:
+        meta = ws_obj.get("metadata") or {}
+        uid, version = str(meta.get("uid") or ""), str(meta.get("resourceVersion") or "")
+        new = compute_status(ws_obj, obs, now or utc_now())
+        old: Obj = ws_obj.get("status") or {}
+        said = self._said.get(uid)
+        if said is not None and version and said[0] == version:
+            old = said[1]
+        for event in status_events(old, new):
+            await self._recorder.record(ws_obj, event.type, event.reason, event.message)
+        self._said[uid] = (version, new)
+        self._said.move_to_end(uid)
+        while len(self._said) > self._cache_size:
+            self._said.popitem(last=False)
