@@ -21,10 +21,15 @@ images: image-tools base-image ## Build the four service images with buildah (la
 image-vllm: image-tools base-image ## The inference server on vLLM (VLLM_TARGET=gpu|cpu; ~6 GB, needs ~20 GB free disk)
 	@bash hack/images/build.sh inference-server-vllm
 
+.PHONY: images-push
+images-push: image-tools ## Push the built images to REGISTRY=<host[:port]/path> [TAG= AUTHFILE= TLS_VERIFY=false COMPRESSION=zstd]
+	@REGISTRY="$(REGISTRY)" TAG="$(TAG)" AUTHFILE="$(AUTHFILE)" TLS_VERIFY="$(TLS_VERIFY)" \
+	  COMPRESSION="$(COMPRESSION)" bash hack/images/push.sh
+
 .PHONY: compose-config
 compose-config: image-tools ## Check docker-compose.test.yml with docker-compose config
 	@docker-compose -f docker-compose.test.yml config --quiet && echo "docker-compose.test.yml is valid"
 
 .PHONY: smoke-images
-smoke-images: install testbin compose-config ## Start each built image with buildah run; check it answers as non-root
+smoke-images: install testbin install-registry compose-config ## Start each built image with buildah run; check it answers as non-root
 	$(UV) run --frozen pytest hack/images/tests -p no:cacheprovider $(PYTEST_ARGS)

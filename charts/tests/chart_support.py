@@ -11,6 +11,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "kaito"
+# The one value the chart requires: the registry of the project's images (docs/installation.md).
+REGISTRY = "registry.example:5000/kaito"
+REGISTRY_VALUE = f"global.image.registry={REGISTRY}"
 Obj = dict[str, Any]
 
 
@@ -30,7 +33,9 @@ class Helm:
         return result
 
     def template(self, *sets: str, namespace: str = "kaito-workspace") -> list[Obj]:
-        argv = ["template", "kaito", str(CHART), "--namespace", namespace]
-        for value in sets:
+        """The rendered chart, with `global.image.registry` set (a later `sets` wins)."""
+        # `helm test` hooks are not installed objects (test_chart_observability renders them).
+        argv = ["template", "kaito", str(CHART), "--namespace", namespace, "--skip-tests"]
+        for value in (REGISTRY_VALUE, *sets):
             argv += ["--set", value]
         return [d for d in yaml.safe_load_all(self.run(*argv).stdout) if d]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_support import Helm
+from chart_support import REGISTRY_VALUE, Helm
 
 from kaito_testing.kaito_local import (
     GP,
@@ -101,7 +101,7 @@ def installed(
 ) -> Iterator[Installed]:
     cluster = Cluster(bin_dir, chart_plane.kubeconfig_path)
     webhook_port = free_port()
-    helm_install(cluster, local_values(webhook_port))
+    helm_install(cluster, [*local_values(webhook_port), REGISTRY_VALUE])
     work = tmp_path_factory.mktemp("controllers")
     provisioner = gpu_provisioner_process(cluster, sys.executable, work)
     controller = workspace_controller_process(cluster, sys.executable, work, webhook_port)

@@ -249,7 +249,7 @@ def test_helm_test_pod_runs_the_check_in_the_controller_image(helm: Helm) -> Non
     rendered = render(helm)
     hooks = [d for d in rendered if is_hook(d)]
     assert {d["metadata"]["annotations"]["helm.sh/hook"] for d in hooks} == {"test"}
-    pod = named(rendered, "Pod", "workspace-controller-helm-test")
+    pod = named(rendered, "Pod", "kaito-workspace-controller-helm-test")
     (check,) = pod["spec"]["containers"]
     assert check["image"] == _controller(rendered, "workspace-controller")["image"]
     assert check["command"][:2] == ["python", "-c"]
@@ -310,7 +310,7 @@ def test_helm_test_check_reads_crds_and_reaches_admission(
     namespace = "kaito-helm-test"
     monitor_plane.kubectl("create", "namespace", namespace)
     docs = render(helm, namespace=namespace)
-    pod = named(docs, "Pod", "workspace-controller-helm-test")
+    pod = named(docs, "Pod", "kaito-workspace-controller-helm-test")
     setup = of_kind(docs, "CustomResourceDefinition") + [
         d for d in docs if is_hook(d) and d["kind"] != "Pod"
     ]

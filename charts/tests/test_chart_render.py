@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from chart_support import CHART, REPO, Helm
+from chart_support import CHART, REGISTRY, REGISTRY_VALUE, REPO, Helm
 from cryptography import x509
 
+from workspace_controller.settings import ControllerSettings, parse_settings
 from workspace_controller.webhook.registration import webhook_configuration
 
 Obj = dict[str, Any]
@@ -31,7 +33,7 @@ def named(docs: list[Obj], kind: str, name: str) -> Obj:
 @pytest.mark.parametrize("sets", [[], ["gpu-provisioner.enabled=false"]], ids=["default", "byo"])
 def test_lint_passes(helm: Helm, sets: list[str]) -> None:
     argv = ["lint", "--strict", str(CHART)]
-    for value in sets:
+    for value in (REGISTRY_VALUE, *sets):
         argv += ["--set", value]
     result = helm.run(*argv)
     assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
@@ -223,10 +225,16 @@ def test_service_monitors_and_device_plugin_are_optional(helm: Helm) -> None:
         ("workspace-controller.replicaCount=-1", "replicaCount"),
         ("crds.installNodeClaim=maybe", "installNodeClaim"),
         ("workspace-controller.typo=1", "typo"),
+        ("global.image.registry=https://registry.example", "registry"),
+        ("global.image.tag=no spaces", "tag"),
+        ("global.imagePullSecrets[0]=Not_A_Name", "imagePullSecrets"),
+        ("workspace-controller.weightsCache.size=lots", "size"),
     ],
 )
 def test_schema_rejects_bad_values(helm: Helm, value: str, message: str) -> None:
-    result = helm.run("template", "kaito", str(CHART), "--set", value, check=False)
+    result = helm.run(
+        "template", "kaito", str(CHART), "--set", REGISTRY_VALUE, "--set", value, check=False
+    )
     assert result.returncode != 0
     assert message in result.stderr
 
@@ -257,3 +265,137 @@ def test_runtime_images_reach_the_controller_only_when_set(helm: Helm) -> None:
     )
     assert "--inference-server-image=reg.example/kaito/inference-server:9" in chosen
     assert "--tuning-runner-image=reg.example/kaito/tuning-runner:9" in chosen
+
+
+def controller_args(docs: list[Obj]) -> list[str]:
+    deployment = named(docs, "Deployment", "workspace-controller")
+    found: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    return found
+
+
+def controller_settings(docs: list[Obj]) -> ControllerSettings:
+    """The settings the controller would run with, parsed from its Deployment's own args."""
+    return parse_settings(controller_args(docs))
+
+
+def pod_images(docs: list[Obj]) -> dict[str, str]:
+    """`<object>/<container>` -> image, over every workload and Pod (a helm test) rendered."""
+    pods = [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in docs
+            if d["kind"] in WORKLOAD_KINDS]  # fmt: skip
+    pods += [(d["metadata"]["name"], d["spec"]) for d in docs if d["kind"] == "Pod"]
+    return {
+        f"{name}/{c['name']}": c["image"]
+        for name, pod in pods
+        for c in pod["containers"] + pod.get("initContainers", [])
+    }
+
+
+def test_the_registry_is_required_with_a_pointer_to_the_docs(helm: Helm) -> None:
+    # (`helm lint` only logs a missing required value: the render is what fails, as at install.)
+    result = helm.run("template", "kaito", str(CHART), check=False)
+    assert result.returncode != 0
+    assert "global.image.registry is required" in result.stderr
+    assert "docs/installation.md" in result.stderr
+
+
+def test_one_registry_names_every_image(helm: Helm) -> None:
+    """Only global.image.registry set: the controllers and every image the workspace controller
+    puts in pods come from it, tagged with the chart's appVersion."""
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    docs = helm.template()
+    images = pod_images(docs)
+    assert images["workspace-controller/controller"] == (
+        f"{REGISTRY}/workspace-controller:{app_version}"
+    )
+    assert images["gpu-provisioner/controller"] == f"{REGISTRY}/gpu-provisioner:{app_version}"
+    assert all(image.startswith(f"{REGISTRY}/") for image in images.values()), images
+    args = controller_args(docs)
+    assert f"--image-registry={REGISTRY}" in args and f"--image-tag={app_version}" in args
+    assert not [a for a in args if a.startswith(("--preset-", "--image-pull", "--weights-"))]
+    s = controller_settings(docs)
+    assert s.server_image == f"{REGISTRY}/inference-server:{app_version}"
+    assert s.vllm_server_image == f"{REGISTRY}/inference-server-vllm:{app_version}"
+    assert s.runner_image == f"{REGISTRY}/tuning-runner:{app_version}"
+    assert (s.weights_image_registry, s.weights_image_tag) == (REGISTRY, app_version)
+
+    tagged = helm.template("global.image.registry=r.example/k/", "global.image.tag=1.2.3")
+    assert set(pod_images(tagged).values()) >= {
+        "r.example/k/workspace-controller:1.2.3",
+        "r.example/k/gpu-provisioner:1.2.3",
+    }
+    assert all(i.startswith("r.example/k/") for i in pod_images(tagged).values())
+    s = controller_settings(tagged)
+    assert (s.runner_image, s.weights_image_tag) == ("r.example/k/tuning-runner:1.2.3", "1.2.3")
+
+
+def test_sub_charts_share_the_umbrella_charts_app_version() -> None:
+    """global.image.tag defaults to the appVersion each sub-chart sees: they must agree."""
+    versions = {
+        path.parent.name: yaml.safe_load(path.read_text())["appVersion"]
+        for path in [CHART / "Chart.yaml", *sorted((CHART / "charts").glob("*/Chart.yaml"))]
+    }
+    assert len(set(versions.values())) == 1, versions
+
+
+def test_each_image_can_still_be_named_on_its_own(helm: Helm) -> None:
+    docs = helm.template(
+        "workspace-controller.image.repository=other.example/wc",
+        "workspace-controller.image.tag=v7",
+        "gpu-provisioner.image.tag=v8",
+        "workspace-controller.runtimeImages.tuningRunner=runner.example/tr:9",
+        "workspace-controller.presets.registry=weights.example/models",
+        "workspace-controller.presets.imageTag=v10",
+    )
+    images = pod_images(docs)
+    assert images["workspace-controller/controller"] == "other.example/wc:v7"
+    assert images["gpu-provisioner/controller"] == f"{REGISTRY}/gpu-provisioner:v8"
+    s = controller_settings(docs)
+    assert s.runner_image == "runner.example/tr:9"
+    assert (s.weights_image_registry, s.weights_image_tag) == ("weights.example/models", "v10")
+    assert s.server_image.startswith(f"{REGISTRY}/inference-server:")
+
+
+def test_global_pull_secrets_reach_the_controllers_and_the_workload_pods(helm: Helm) -> None:
+    docs = helm.template(
+        "global.imagePullSecrets={acr-pull,mirror}",
+        "gpu-provisioner.imagePullSecrets[0].name=own",
+    )
+    wc = named(docs, "Deployment", "workspace-controller")["spec"]["template"]["spec"]
+    gp = named(docs, "Deployment", "gpu-provisioner")["spec"]["template"]["spec"]
+    assert wc["imagePullSecrets"] == [{"name": "acr-pull"}, {"name": "mirror"}]
+    assert gp["imagePullSecrets"] == [{"name": "own"}, {"name": "acr-pull"}, {"name": "mirror"}]
+    assert controller_settings(docs).image_pull_secrets == ["acr-pull", "mirror"]
+    default_pod = named(helm.template(), "Deployment", "workspace-controller")["spec"]["template"]
+    assert "imagePullSecrets" not in default_pod["spec"]
+
+
+def test_weights_cache_reaches_the_controller(helm: Helm) -> None:
+    s = controller_settings(
+        helm.template(
+            "workspace-controller.weightsCache.storageClass=managed-csi",
+            "workspace-controller.weightsCache.size=120Gi",
+        )
+    )
+    assert (s.weights_cache_storage_class, s.weights_cache_size) == ("managed-csi", "120Gi")
+
+
+def test_notes_name_the_images_in_use(helm: Helm, tmp_path: Path) -> None:
+    """NOTES.txt (not rendered by `helm template`) rendered through a copy of the chart."""
+    chart = tmp_path / "kaito"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "NOTES.txt").rename(chart / "notes.src")
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n"
+        'data:\n  notes: {{ tpl (.Files.Get "notes.src") . | quote }}\n'
+    )
+    out = helm.run(
+        "template", "kaito", str(chart), "--set", REGISTRY_VALUE,
+        "--set", "global.imagePullSecrets={acr-pull}",
+        "--show-only", "templates/zz-notes.yaml",
+    ).stdout  # fmt: skip
+    notes: str = yaml.safe_load(out)["data"]["notes"]
+    for name in ("workspace-controller", "gpu-provisioner", "inference-server", "tuning-runner"):
+        assert f"{REGISTRY}/{name}:" in notes, notes
+    assert f"{REGISTRY}/inference-server-vllm:" in notes
+    assert f"{REGISTRY}/kaito-model-<preset>:" in notes
+    assert "acr-pull" in notes

@@ -1,4 +1,7 @@
-"""`make demo`: Kaito end to end on this machine, no GPU and no cloud.
+"""`make demo` where no real node can run (not root, or no containerd): the kwok form.
+
+Kaito end to end on this machine, no GPU and no cloud; the nodes are kwok's, so no container
+runs: the inference server is started on this machine from the controller's pod spec instead.
 
 `up` (the default) starts a local control plane, installs the `kaito` chart, runs both controllers
 with the chart's identities and settings (the gpu-provisioner on the kwok cloud), applies an
@@ -11,20 +14,29 @@ that happened.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
+from common import (
+    KUBECONFIG,
+    NAMESPACE,
+    SEED_PROMPT,
+    STATE,
+    condition,
+    devcluster,
+    down,
+    python,
+    remember,
+    run_demo,
+    say,
+    spawn_detached,
+)
 
 from kaito_testing.kaito_local import (
     REPO,
@@ -39,92 +51,10 @@ from kaito_testing.kaito_local import (
 )
 from kaito_testing.ports import free_port
 
-STATE = REPO / ".dev" / "demo"
-KUBECONFIG = STATE / "kubeconfig"
-NAMESPACE = "kaito-demo"
 INFERENCE_WS = "workspace-tiny"
 TUNING_WS = "workspace-tuning-phi-3"
-SEED_PROMPT = "What is Kubernetes?"
-START = time.monotonic()
 
 Obj = dict[str, Any]
-
-
-def say(message: str) -> None:
-    print(f"[{time.monotonic() - START:6.1f}s] {message}", flush=True)
-
-
-def python() -> str:
-    venv = REPO / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
-
-
-def _pid_file(name: str) -> Path:
-    return STATE / f"{name}.pid"
-
-
-def _remember(name: str, pid: int) -> None:
-    _pid_file(name).write_text(str(pid))
-
-
-def _devcluster(action: str) -> str:
-    """`kaito_testing.devcluster up|down`; returns what it printed."""
-    result = subprocess.run(
-        [python(), "-m", "kaito_testing.devcluster", action,
-         "--state", str(STATE / "cluster"), "--kubeconfig", str(KUBECONFIG)],
-        check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    lines = [line.lstrip("# ") for line in result.stdout.splitlines() if line.startswith("#")]
-    return " ".join(lines) or f"devcluster {action} finished"
-
-
-def down() -> None:
-    """Stop every process `up` recorded, then the control plane."""
-    for pid_file in sorted(STATE.glob("*.pid")):
-        pid = int(pid_file.read_text())
-        if not _alive(pid):
-            pid_file.unlink()
-            continue
-        _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.2)
-        if _alive(pid):
-            _signal(pid, signal.SIGKILL)
-        pid_file.unlink()
-        say(f"Stopped {pid_file.stem} (pid {pid})")
-    if (STATE / "cluster").exists():
-        say(_devcluster("down"))
-
-
-def _signal(pid: int, sig: int) -> None:
-    """The process's own group when it leads one (the controllers), else the process alone."""
-    try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) counts as stopped.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def _spawn_detached(proc: HostProcess) -> None:
-    """Start a controller that outlives this script (own session), and record its pid."""
-    proc.start()
-    assert proc.pid is not None
-    _remember(proc.name, proc.pid)
 
 
 def start_registry() -> tuple[str, str, str]:
@@ -135,7 +65,7 @@ def start_registry() -> tuple[str, str, str]:
     registry.start()
     assert registry.process is not None
     # LocalRegistry keeps its process in our process group; record it so `down` can stop it.
-    _remember("registry", registry.process.pid)
+    remember("registry", registry.process.pid)
     say(f"Started a local registry ({binary}) at {registry.host} with user {registry.username}")
     return registry.host, registry.username, registry.password
 
@@ -154,21 +84,13 @@ def converge(cluster: Cluster, timeout_s: float = 300) -> None:
             say("kubectl get workspace,nodeclaims,nodes,pods,svc -n " + NAMESPACE)
             print(table, flush=True)
             last = shape
-        inference = _condition(cluster, INFERENCE_WS, "InferenceReady")
-        tuning = _condition(cluster, TUNING_WS, "JobStarted")
+        inference = condition(cluster, INFERENCE_WS, "InferenceReady")
+        tuning = condition(cluster, TUNING_WS, "JobStarted")
         if inference == "True" and tuning == "True":
             say(f"{INFERENCE_WS}: InferenceReady=True; {TUNING_WS}: JobStarted=True")
             return
         time.sleep(1)
     raise SystemExit(f"demo: the Workspaces did not converge in {timeout_s:.0f}s")
-
-
-def _condition(cluster: Cluster, name: str, type_: str) -> str:
-    out = cluster.kubectl(
-        "get", "workspace", name, "-n", NAMESPACE, "-o",
-        f'jsonpath={{.status.conditions[?(@.type=="{type_}")].status}}', check=False,
-    )  # fmt: skip
-    return out.strip()
 
 
 def _remap(value: str, mounts: dict[str, Path]) -> str:
@@ -215,7 +137,7 @@ def serve_like_the_pod(cluster: Cluster) -> tuple[int, str, HostProcess]:
         STATE / "inference-server.log",
         f"http://127.0.0.1:{port}/health",
     )
-    _spawn_detached(proc)
+    spawn_detached(proc)
     served = next((a.partition("=")[2] for a in argv if a.startswith("--served-model-name=")), "")
     say(f"inference-server answers /health on 127.0.0.1:{port} (the Service's target port)")
     return port, served, proc
@@ -285,7 +207,7 @@ def up() -> None:
         down()
     STATE.mkdir(parents=True, exist_ok=True)
     bin_dir = ensure_testbin()
-    _devcluster("up")
+    devcluster("up")
     cluster = Cluster(bin_dir, KUBECONFIG)
     say(f"Started the local control plane (etcd, kube-apiserver, controller-manager, scheduler, "
         f"kwok); KUBECONFIG={KUBECONFIG}")  # fmt: skip
@@ -309,11 +231,11 @@ def up() -> None:
 
 def _start_controllers(cluster: Cluster, webhook_port: int) -> None:
     provisioner = gpu_provisioner_process(cluster, python(), STATE)
-    _spawn_detached(provisioner)
+    spawn_detached(provisioner)
     say(f"gpu-provisioner running (cloud kwok) as ServiceAccount kaito-workspace/gpu-provisioner, "
         f"log {provisioner.log_path}")  # fmt: skip
     controller = workspace_controller_process(cluster, python(), STATE, webhook_port)
-    _spawn_detached(controller)
+    spawn_detached(controller)
     say(f"workspace-controller running as ServiceAccount kaito-workspace/workspace-controller, "
         f"webhook on 127.0.0.1:{webhook_port}, log {controller.log_path}")  # fmt: skip
 
@@ -353,22 +275,5 @@ def _print_summary(port: int) -> None:
     print("  Stop everything: make demo-down", flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("action", nargs="?", choices=["up", "down"], default="up")
-    action = parser.parse_args().action
-    if action == "down":
-        down()
-        return
-    try:
-        up()
-    except BaseException:
-        say("The demo failed; logs are in " + str(STATE) + ". Stopping what it started.")
-        for log in sorted(STATE.glob("*.log")):
-            print(f"--- {log.name} (last lines) ---\n{log.read_text()[-2000:]}", flush=True)
-        down()
-        raise
-
-
 if __name__ == "__main__":
-    main()
+    run_demo(up, __doc__ or "")

@@ -147,17 +147,6 @@ async def test_status_is_a_subresource(
         ),
         (
             {
-                "tuning": {
-                    "preset": {"name": "phi-4"},
-                    "method": "full",
-                    "input": {"urls": ["https://x/y"]},
-                    "output": {"volumeSource": {"emptyDir": {}}},
-                }
-            },
-            ['tuning.method: Unsupported value: "full"'],
-        ),
-        (
-            {
                 "inference": {
                     "preset": {"name": "phi-4"},
                     "adapters": [{"source": {"name": "a", "urls": ["https://x/a"]}}],
@@ -174,7 +163,6 @@ async def test_status_is_a_subresource(
         "private-without-image",
         "image-without-push-secret",
         "two-inputs",
-        "bad-method",
         "adapter-from-url",
     ],
 )
@@ -199,6 +187,51 @@ async def test_schema_rejects_invalid_workspaces(
         ),
         *messages,
     )
+
+
+async def test_tuning_method_is_any_case(
+    installed_crds: None, api_client: Any, namespace: str
+) -> None:
+    """`method: QLoRA` passes the schema as upstream (the webhook refuses other methods)."""
+    from kubernetes_asyncio import client
+
+    api = client.CustomObjectsApi(api_client)
+    tuning = {
+        "preset": {"name": "phi-4"},
+        "method": "QLoRA",
+        "input": {"urls": ["https://x/y"]},
+        "output": {"volumeSource": {"emptyDir": {}}},
+    }
+    created = await api.create_namespaced_custom_object(
+        "kaito.sh",
+        "v1alpha1",
+        namespace,
+        "workspaces",
+        workspace("qlora-upper", tuning=tuning),
+        _request_timeout=TIMEOUT,
+    )
+    assert created["tuning"]["method"] == "QLoRA"
+
+
+async def test_v1alpha1_defaults_the_instance_type_as_upstream(
+    installed_crds: None, api_client: Any, namespace: str
+) -> None:
+    """Upstream's v1alpha1 schema defaults `instanceType` to Standard_NC24ads_A100_v4; v1beta1
+    has no default (the webhook requires it while node auto-provisioning is on)."""
+    from kubernetes_asyncio import client
+
+    api = client.CustomObjectsApi(api_client)
+    manifest = workspace("no-sku", inference={"preset": {"name": "phi-4"}})
+    del manifest["resource"]["instanceType"]
+    created = await api.create_namespaced_custom_object(
+        "kaito.sh", "v1alpha1", namespace, "workspaces", manifest, _request_timeout=TIMEOUT
+    )
+    assert created["resource"]["instanceType"] == "Standard_NC24ads_A100_v4"
+    beta = {**manifest, "apiVersion": "kaito.sh/v1beta1", "metadata": {"name": "no-sku-beta"}}
+    stored = await api.create_namespaced_custom_object(
+        "kaito.sh", "v1beta1", namespace, "workspaces", beta, _request_timeout=TIMEOUT
+    )
+    assert "instanceType" not in stored["resource"]
 
 
 async def test_nodeclaim_accepts_kaito_claim_and_keeps_spec_immutable(

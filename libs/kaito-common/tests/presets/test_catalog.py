@@ -36,10 +36,123 @@ SPEC_PRESETS = {
     "llama-3.1-8b-instruct": (110, 1, 22, True, {}),
 }
 
+# Presets from upstream Kaito v0.12's catalog: (repo, pinned commit, token limit, multi-node,
+# total GiB = ceil(1.2 x upstream's weights size), vLLM only, gated).
+UPSTREAM_PRESETS = {
+    "llama-3.3-70b-instruct": (
+        "meta-llama/Llama-3.3-70B-Instruct",
+        "6f6073b423013f6a7d4d9f39144961bfbfbc386b",
+        131072,
+        True,
+        158,
+        False,
+        True,
+    ),
+    "deepseek-r1-0528": (
+        "deepseek-ai/DeepSeek-R1-0528",
+        "4236a6af538feda4548eca9ab308586007567f52",
+        163840,
+        True,
+        770,
+        True,
+        False,
+    ),
+    "deepseek-v3-0324": (
+        "deepseek-ai/DeepSeek-V3-0324",
+        "e9b33add76883f293d6bf61f6bd89b497e80e335",
+        163840,
+        True,
+        770,
+        True,
+        False,
+    ),
+    "ministral-3-3b-instruct": (
+        "mistralai/Ministral-3-3B-Instruct-2512",
+        "83e15808ff6a115f18ff8e68123db3ab35035714",
+        262144,
+        False,
+        6,
+        False,
+        False,
+    ),
+    "ministral-3-8b-instruct": (
+        "mistralai/Ministral-3-8B-Instruct-2512",
+        "df904c183734f8760042c708d3629a4ed68b103a",
+        262144,
+        False,
+        12,
+        False,
+        False,
+    ),
+    "ministral-3-14b-instruct": (
+        "mistralai/Ministral-3-14B-Instruct-2512",
+        "6aa4534f7bb46d16753bd12a08b32810a06b7a14",
+        262144,
+        False,
+        18,
+        False,
+        False,
+    ),
+    "mistral-large-3-675b-instruct": (
+        "mistralai/Mistral-Large-3-675B-Instruct-2512",
+        "7f13ed24ab52a2a1c35bb26a749ef9d891ee98dd",
+        294912,
+        True,
+        762,
+        True,
+        False,
+    ),
+    "phi-2": (
+        "microsoft/phi-2",
+        "ef382358ec9e382308935a992d908de099b64c23",
+        2048,
+        False,
+        7,
+        False,
+        False,
+    ),
+    "gemma-3-4b-instruct": (
+        "google/gemma-3-4b-it",
+        "093f9f388b31de276ce2de164bdc2081324b9767",
+        131072,
+        False,
+        10,
+        False,
+        False,
+    ),
+    "gemma-3-27b-instruct": (
+        "google/gemma-3-27b-it",
+        "005ad3404e59d6023443cb575daa05336842228a",
+        131072,
+        False,
+        62,
+        False,
+        False,
+    ),
+    "gpt-oss-20b": (
+        "openai/gpt-oss-20b",
+        "db6852caddef0cf0c1f729034ed700c84eab376e",
+        131072,
+        False,
+        31,
+        True,
+        False,
+    ),
+    "gpt-oss-120b": (
+        "openai/gpt-oss-120b",
+        "b5c939de8f754692c1647ca79fbf85e8c1e70f8a",
+        131072,
+        True,
+        146,
+        True,
+        False,
+    ),
+}
+
 
 def test_catalog_holds_the_spec_presets() -> None:
     catalog = default_catalog()
-    assert set(catalog.presets) == set(SPEC_PRESETS)
+    assert set(catalog.presets) == set(SPEC_PRESETS) | set(UPSTREAM_PRESETS)
     for name, (disk, gpus, total, multi, methods) in SPEC_PRESETS.items():
         preset = catalog.preset(name)
         assert preset is not None
@@ -53,6 +166,29 @@ def test_catalog_holds_the_spec_presets() -> None:
     assert phi3 is not None
     assert phi3.tuning.target_modules == ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
     assert phi3.runtimes["transformers"] == {"dtype": "auto", "trust_remote_code": True}
+
+
+def test_catalog_holds_upstream_v012_presets() -> None:
+    catalog = default_catalog()
+    for name, (repo, commit, tokens, multi, total, vllm_only, gated) in UPSTREAM_PRESETS.items():
+        preset = catalog.preset(name)
+        assert preset is not None, name
+        assert (preset.source.repo, preset.source.revision) == (repo, commit), name
+        assert preset.source.delivery == "download", name
+        assert (preset.token_limit, preset.multi_node) == (tokens, multi), name
+        assert preset.total_gpu_memory_gib == total, name
+        assert preset.per_gpu_memory_gib == 0, name
+        assert "vllm" in preset.runtimes, name
+        assert ("transformers" not in preset.runtimes) == vllm_only, name
+        assert preset.requires_model_access_secret == gated, name
+        assert not preset.tuning.supported and not preset.tuning.methods, name
+        assert preset.gpu_count >= 1 and preset.disk_gib > total / 1.2, name
+
+
+def test_every_real_preset_pins_a_commit() -> None:
+    for preset in default_catalog().presets.values():
+        revision = preset.source.revision
+        assert len(revision) == 40 and all(c in "0123456789abcdef" for c in revision), preset.name
 
 
 def test_lookup_is_case_insensitive() -> None:
@@ -82,6 +218,75 @@ def test_sku_facts(sku: str, gpus: int, total: float) -> None:
     assert entry is not None
     assert (entry.gpu_count, entry.total_gpu_memory_gib) == (gpus, total)
     assert entry.per_gpu_memory_gib == total / gpus
+
+
+@pytest.mark.parametrize(
+    ("sku", "gpus", "total", "model"),
+    [
+        ("g5.xlarge", 1, 24, "A10G"),
+        ("g5.12xlarge", 4, 96, "A10G"),
+        ("g5.16xlarge", 1, 24, "A10G"),
+        ("g5.48xlarge", 8, 192, "A10G"),
+        ("g6.xlarge", 1, 24, "L4"),
+        ("g6.48xlarge", 8, 192, "L4"),
+        ("g6e.xlarge", 1, 48, "L40S"),
+        ("g6e.12xlarge", 4, 192, "L40S"),
+        ("g6e.48xlarge", 8, 384, "L40S"),
+        ("p4d.24xlarge", 8, 320, "A100 40GB"),
+        ("p4de.24xlarge", 8, 640, "A100 80GB"),
+        ("p5.48xlarge", 8, 640, "H100"),
+        ("p5en.48xlarge", 8, 1128, "H200"),
+        ("Standard_NCC40ads_H100_v5", 1, 94, "H100 NVL"),
+        ("Standard_ND96asr_A100_v4", 8, 320, "A100 40GB"),
+    ],
+)
+def test_aws_and_current_azure_sku_facts(sku: str, gpus: int, total: float, model: str) -> None:
+    entry = default_catalog().sku(sku.upper())
+    assert entry is not None
+    assert (entry.gpu_count, entry.total_gpu_memory_gib, entry.gpu_model) == (gpus, total, model)
+
+
+@pytest.mark.parametrize(
+    ("preset", "sku", "count", "fits"),
+    [
+        ("gpt-oss-20b", "Standard_NC40ads_H100_v5", 1, True),
+        ("gpt-oss-20b", "g6e.xlarge", 1, True),
+        ("gpt-oss-20b", "g5.xlarge", 1, False),
+        ("gpt-oss-120b", "Standard_NC80adis_H100_v5", 1, True),
+        ("gpt-oss-120b", "Standard_NC40ads_H100_v5", 2, True),
+        ("llama-3.3-70b-instruct", "p4de.24xlarge", 1, True),
+        ("llama-3.3-70b-instruct", "g5.48xlarge", 1, True),
+        ("llama-3.3-70b-instruct", "Standard_NC24ads_A100_v4", 1, False),
+        ("llama-3.3-70b-instruct", "Standard_NC24ads_A100_v4", 2, True),
+        ("deepseek-r1-0528", "Standard_ND96isr_H200_v5", 1, True),
+        ("deepseek-r1-0528", "Standard_ND96isr_H100_v5", 1, False),
+        ("deepseek-r1-0528", "Standard_ND96isr_H100_v5", 2, True),
+        ("mistral-large-3-675b-instruct", "p5e.48xlarge", 1, True),
+        ("ministral-3-3b-instruct", "g5.xlarge", 1, True),
+        ("ministral-3-14b-instruct", "g6.xlarge", 1, True),
+        ("gemma-3-4b-instruct", "Standard_NV36ads_A10_v5", 1, True),
+        ("gemma-3-27b-instruct", "Standard_NV72ads_A10_v5", 1, False),
+        ("gemma-3-27b-instruct", "Standard_NC24ads_A100_v4", 1, True),
+        ("phi-2", "Standard_NC6s_v3", 1, True),
+    ],
+)
+def test_upstream_presets_fit(preset: str, sku: str, count: int, fits: bool) -> None:
+    catalog = default_catalog()
+    entry, model = catalog.sku(sku), catalog.preset(preset)
+    assert entry is not None and model is not None
+    assert (inference_fit_errors(entry, model, count) == []) == fits
+
+
+def test_llama_70b_on_one_a100_names_the_shortfall() -> None:
+    catalog = default_catalog()
+    sku, preset = catalog.sku("Standard_NC24ads_A100_v4"), catalog.preset("llama-3.3-70b-instruct")
+    assert sku is not None and preset is not None
+    assert inference_fit_errors(sku, preset) == [
+        "Insufficient number of GPUs: Instance type Standard_NC24ads_A100_v4 provides 1, "
+        "but preset llama-3.3-70b-instruct requires at least 2",
+        "Insufficient total GPU memory: Instance type Standard_NC24ads_A100_v4 has a total of "
+        "80Gi, but preset llama-3.3-70b-instruct requires at least 158Gi",
+    ]
 
 
 def test_seed_qlora_fits_nc6s_v3() -> None:

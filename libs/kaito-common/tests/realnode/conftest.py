@@ -11,17 +11,40 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rn_support import (
+    IMAGE_REPO,
+    IMAGE_TAG,
+    SEED_PRESET,
+    SERVICES,
+    TINY_PRESET,
+    ensure_built,
+    service_image,
+)
 
 from kaito_testing.controlplane import ControlPlane
+from kaito_testing.hfhub import LocalHub, serve_preset
+from kaito_testing.model_image import build_openai_client_image, build_weights_image
+from kaito_testing.node_registry import NodeRegistry, start_node_registry
+from kaito_testing.registry import RegistryUnavailableError
 from kaito_testing.testbin import ensure_testbin
+from kaito_testing.tiny_model import cached_tiny_model
 from kaito_testing.toolbox_image import write_toolbox_archive
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
+MODELS = Path.home() / ".cache" / "kaito-realnode" / "models"
+SITE_PACKAGES = (
+    Path(sys.prefix)
+    / "lib"
+    / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    / "site-packages"
+)
 INSTALL = REPO_ROOT / "hack" / "realnode" / "install.sh"
 _HERE = Path(__file__).resolve().parent
 
@@ -105,3 +128,51 @@ def ns(node_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
         yield name
     finally:
         node_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def node_registry(node_cluster: Cluster) -> Iterator[NodeRegistry]:
+    """The project's images in a registry the node pulls from (``make images-push``): the four
+    services, the tiny preset's weights image and, for one test, the OpenAI client image.
+    Missing images are built first (never skipped)."""
+    ensure_built(list(SERVICES))
+    build_weights_image(
+        cached_tiny_model(MODELS), f"{IMAGE_REPO}/kaito-model-{TINY_PRESET}:{IMAGE_TAG}",
+        node_cluster.plane.work_dir / "copier",
+    )  # fmt: skip
+    # The seed preset's weights as a weights image too (`kaito.sh/weights-source: image`).
+    build_weights_image(
+        seed_model(), f"{IMAGE_REPO}/kaito-model-{SEED_PRESET}:{IMAGE_TAG}",
+        node_cluster.plane.work_dir / "copier",
+    )  # fmt: skip
+    build_openai_client_image(
+        service_image("inference-server"), SITE_PACKAGES, f"{IMAGE_REPO}/openai-client:{IMAGE_TAG}"
+    )
+    node = node_cluster.node
+    try:
+        reg = start_node_registry(node.node_ip, node_cluster.plane.work_dir / "registry")
+    except RegistryUnavailableError as err:
+        pytest.fail(f"{err} (make pytest installs it through TEST_DEPS)")
+    try:
+        node.containerd.trust_plain_http(reg.registry.host)
+        started = time.monotonic()
+        out = reg.push_project_images(node_cluster.plane.work_dir / "images-push.log")
+        reg.push(f"{IMAGE_REPO}/openai-client:{IMAGE_TAG}", "openai-client")
+        print(f"make images-push to {reg.repo} took {time.monotonic() - started:.0f}s:\n{out}")
+        yield reg
+    finally:
+        reg.registry.stop()
+
+
+def seed_model() -> Path:
+    """A tiny model with the seed preset's architecture (Phi-3, with the 128k model's LongRoPE)."""
+    return cached_tiny_model(MODELS, arch="phi3", long_rope=True)
+
+
+@pytest.fixture(scope="session")
+def hub(node_cluster: Cluster) -> Iterator[LocalHub]:
+    """The local Hugging Face hub on the node network, serving the seed preset's repository at
+    the catalog's pinned commit."""
+    with LocalHub(host=node_cluster.node.node_ip) as local_hub:
+        serve_preset(local_hub, SEED_PRESET, seed_model())
+        yield local_hub

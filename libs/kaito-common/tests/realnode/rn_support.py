@@ -11,6 +11,10 @@ from kaito_testing.image_import import ImageImportError, buildah_image_id
 REPO_ROOT = Path(__file__).resolve().parents[4]
 IMAGE_TAG = "dev"
 IMAGE_REPO = "localhost/kaito"
+SERVICES = ("workspace-controller", "gpu-provisioner", "inference-server", "tuning-runner")
+TINY_PRESET = "test-tiny-llama"
+# The seed's preset, served from the local hub by a tiny model of its architecture.
+SEED_PRESET = "phi-3-mini-128k-instruct"
 
 
 def service_image(service: str) -> str:

@@ -1,51 +1,42 @@
-"""`helm install` of the umbrella chart on the real node: the workspace controller and the
-gpu-provisioner run as pods from our images (``make images``, imported into containerd) with the
-chart's RBAC, reach the API server through the ``kubernetes`` Service, and serve the validating
-webhook through their Service (the API server dials the pod on the node's bridge). An inference
-Workspace then provisions a GPU node on the kwok cloud and is deleted with everything it made.
+"""`helm install` of the umbrella chart on the real node, from images in a registry: the kubelet
+pulls the workspace controller and the gpu-provisioner from the tests' registry (``make
+images-push``, htpasswd auth, a pull secret named by ``global.image.registry`` and
+``global.imagePullSecrets``), they run as pods with the chart's RBAC, reach the API server through
+the ``kubernetes`` Service, and serve the validating webhook through their Service (the API server
+dials the pod on the node's bridge). An inference Workspace then provisions a GPU node on the kwok
+cloud and is deleted with everything it made.
 
-Then the seed's flow for real: an inference Workspace selecting the real node (labelled as a GPU
-node of the Workspace's instance type) runs the inference-server image on it, after an init
-container from the tiny preset's model image (only the model's files and a static copier, built
-here) has copied the weights into the pod's weights volume; the pod becomes Ready through its
-probes, and a pod in the cluster POSTs ``/chat`` and ``/v1/chat/completions`` to the Service's
-ClusterIP.
+Then the seed's inference flow for real, with a real preset's name: a
+``phi-3-mini-128k-instruct`` Workspace selecting the real node (labelled as a GPU node of the
+Workspace's instance type) runs the inference-server image, pulled from the registry; its
+``model-download`` init container (the same image) downloads the preset's repository at the
+catalog's pinned commit from the local Hugging Face hub (a tiny model with the Phi-3 architecture
+and the 128k model's LongRoPE configuration, served under ``microsoft/Phi-3-mini-128k-instruct``;
+the controller's ``--hf-endpoint`` points there). The pod becomes Ready through its probes, and a
+pod in the cluster POSTs ``/chat`` (the seed's curl) and ``/v1/chat/completions`` to the Service's
+ClusterIP, and the official OpenAI client does the same.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from rn_support import IMAGE_REPO, IMAGE_TAG, REPO_ROOT, ensure_built, service_image
+from rn_support import REPO_ROOT, SEED_PRESET
 
-from kaito_testing.image_import import buildah_image_id, import_images
-from kaito_testing.model_image import build_openai_client_image, build_weights_image
-from kaito_testing.snapshot_import import import_linked
-from kaito_testing.tiny_model import cached_tiny_model
+from kaito_testing.hfhub import LocalHub
+from kaito_testing.node_registry import PULL_SECRET, NodeRegistry
 from kaito_testing.toolbox_image import TOOLBOX_IMAGE
 from kaito_testing.waiting import wait_for
 
 CHART = REPO_ROOT / "charts" / "kaito"
 RELEASE = "kaito"
 RELEASE_NS = "kaito-workspace"
-INFERENCE_IMAGE = service_image("inference-server")
-TINY_PRESET = "test-tiny-llama"
-MODEL_IMAGE = f"{IMAGE_REPO}/kaito-model-{TINY_PRESET}:{IMAGE_TAG}"
 SEED_PROMPT = "What is Kubernetes?"
-CLIENT_IMAGE = f"{IMAGE_REPO}/openai-client:{IMAGE_TAG}"
-SITE_PACKAGES = (
-    Path(sys.prefix)
-    / "lib"
-    / f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    / "site-packages"
-)
 OPENAI_SCRIPT = """
 import json, sys, openai
 client = openai.OpenAI(base_url=sys.argv[1], api_key="unused")
@@ -55,29 +46,25 @@ reply = client.chat.completions.create(
 print(json.dumps({"object": reply.object, "role": reply.choices[0].message.role,
                   "tokens": reply.usage.completion_tokens, "version": openai.__version__}))
 """
-CONTROLLER_IMAGES = {
-    "workspace-controller": service_image("workspace-controller"),
-    "gpu-provisioner": service_image("gpu-provisioner"),
-}
+CONTROLLERS = ("workspace-controller", "gpu-provisioner")
 SKU = "Standard_NC6s_v3"
 
 
 @pytest.fixture(scope="module")
-def release(node_cluster: Any) -> Iterator[Any]:
-    ensure_built(list(CONTROLLER_IMAGES))
-    import_images(node_cluster.node.containerd, list(CONTROLLER_IMAGES.values()))
+def release(node_cluster: Any, node_registry: NodeRegistry, hub: LocalHub) -> Iterator[Any]:
+    node_cluster.kubectl("create", "namespace", RELEASE_NS, check=False)
+    node_cluster.apply(node_registry.pull_secret(RELEASE_NS), RELEASE_NS)
     helm = str(node_cluster.plane.bin_dir / "helm")
     argv = [
         helm, f"--kubeconfig={node_cluster.plane.kubeconfig_path}",
         "upgrade", "--install", RELEASE, str(CHART), "--namespace", RELEASE_NS,
-        "--create-namespace", "--wait", "--timeout", "4m",
-        "--set", f"workspace-controller.image.tag={IMAGE_TAG}",
-        "--set", f"gpu-provisioner.image.tag={IMAGE_TAG}",
+        "--wait", "--timeout", "4m",
+        "--set", f"global.image.registry={node_registry.repo}",
+        "--set", f"global.image.tag={node_registry.tag}",
+        "--set", f"global.imagePullSecrets={{{PULL_SECRET}}}",
+        "--set", f"workspace-controller.huggingFace.endpoint={hub.url}",
         "--set", "workspace-controller.presets.enableTestPresets=true",
         "--set", "gpu-provisioner.cloud=kwok",
-        "--set", f"workspace-controller.presets.registry={IMAGE_REPO}",
-        "--set", f"workspace-controller.presets.imageTag={IMAGE_TAG}",
-        "--set", f"workspace-controller.runtimeImages.inferenceServer={INFERENCE_IMAGE}",
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
     if result.returncode != 0:
@@ -94,24 +81,46 @@ def release(node_cluster: Any) -> Iterator[Any]:
         )  # fmt: skip
 
 
+def _pulled(status: dict[str, Any], node_registry: NodeRegistry, name: str) -> None:
+    """The container runs the manifest the tests' registry serves for `name` (the CRI reports
+    the pulled manifest's digest; its `image` may be another name of the same image)."""
+    digest = node_registry.digest(name)
+    assert status["imageID"].endswith(f"/kaito/{name}@{digest}"), (digest, status)
+
+
 def _pods(cluster: Any, selector: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = cluster.get("pods", "-n", RELEASE_NS, "-l", selector)["items"]
-    return items
+    # The controllers' own pods, not `helm test`'s (which carries the same name label).
+    return [p for p in items if "helm.sh/hook" not in (p["metadata"].get("annotations") or {})]
 
 
-def test_controllers_run_as_pods_on_the_real_node(release: Any) -> None:
-    for name, image in CONTROLLER_IMAGES.items():
+def test_controllers_run_as_pods_on_the_real_node(
+    release: Any, node_registry: NodeRegistry
+) -> None:
+    for name in CONTROLLERS:
         pods = _pods(release, f"app.kubernetes.io/name={name}")
         assert len(pods) == 1, name
         pod = pods[0]
         assert pod["spec"]["nodeName"] == release.node.name
-        assert pod["spec"]["containers"][0]["image"] == image
+        assert pod["spec"]["imagePullSecrets"] == [{"name": PULL_SECRET}]
+        assert pod["spec"]["containers"][0]["image"] == node_registry.image(name)
         statuses = pod["status"]["containerStatuses"]
         assert all(s["ready"] for s in statuses), statuses
-        # The very image buildah built (CRI reports the config digest of a local image).
-        assert statuses[0]["imageID"].endswith(buildah_image_id(image).removeprefix("sha256:"))
+        _pulled(statuses[0], node_registry, name)
         sa = pod["spec"]["serviceAccountName"]
         assert sa != "default"
+
+
+def test_helm_test_passes_against_the_running_release(release: Any) -> None:
+    """`helm test`: a pod in the controller's image (pulled from the registry) finds the CRDs
+    Established and the webhook pod refusing an invalid Workspace."""
+    helm = str(release.plane.bin_dir / "helm")
+    argv = [helm, f"--kubeconfig={release.plane.kubeconfig_path}", "test", RELEASE,
+            "-n", RELEASE_NS, "--logs", "--timeout", "3m"]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=240)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "Webhook validation.workspace.kaito.sh answered" in out, out
 
 
 def test_inference_workspace_through_the_webhook_then_deletion(release: Any) -> None:
@@ -125,16 +134,24 @@ def test_inference_workspace_through_the_webhook_then_deletion(release: Any) -> 
         "inference": {"preset": {"name": "no-such-preset"}},
     }
     argv = [str(release.plane.bin_dir / "kubectl"), f"--kubeconfig={release.plane.kubeconfig_path}"]
-    rejected = subprocess.run(
-        [*argv, "apply", "-n", ns, "-f", "-"],
-        input=yaml.safe_dump(bad),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    rejected: list[subprocess.CompletedProcess[str]] = []
+
+    def answered() -> bool:
+        result = subprocess.run(
+            [*argv, "apply", "-n", ns, "-f", "-"],
+            input=yaml.safe_dump(bad),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        rejected.append(result)
+        # Until kube-proxy has programmed the Service's new endpoint: connection refused.
+        return "connection refused" not in result.stderr
+
+    wait_for(answered, timeout=30.0, what="the webhook Service to answer", interval=1)
     # The API server called the webhook pod through its Service on the real node.
-    assert rejected.returncode != 0
-    assert "denied the request" in rejected.stderr, rejected.stderr
+    assert rejected[-1].returncode != 0
+    assert "denied the request" in rejected[-1].stderr, rejected[-1].stderr
 
     good = {
         **bad,
@@ -171,23 +188,10 @@ def test_inference_workspace_through_the_webhook_then_deletion(release: Any) -> 
 
 
 def test_controllers_were_never_forbidden(release: Any) -> None:
-    for name in CONTROLLER_IMAGES:
+    for name in CONTROLLERS:
         (pod,) = _pods(release, f"app.kubernetes.io/name={name}")
         log = release.kubectl("logs", pod["metadata"]["name"], "-n", RELEASE_NS)
         assert "Forbidden" not in log and " 403" not in log, log[-3000:]
-
-
-@pytest.fixture(scope="module")
-def model_image(release: Any) -> str:
-    """The tiny preset's model image (the model's files and the copier) and the inference-server
-    image, linked into containerd (see kaito_testing.snapshot_import)."""
-    ensure_built(["inference-server"])
-    model = cached_tiny_model(Path.home() / ".cache" / "kaito-realnode" / "models")
-    build_weights_image(model, MODEL_IMAGE, release.plane.work_dir / "copier")
-    build_openai_client_image(INFERENCE_IMAGE, SITE_PACKAGES, CLIENT_IMAGE)
-    for image in (INFERENCE_IMAGE, MODEL_IMAGE, CLIENT_IMAGE):
-        import_linked(release.node.containerd, image, release.plane.work_dir / "import")
-    return MODEL_IMAGE
 
 
 def _pod_output(release: Any, ns: str, name: str, image: str, command: list[str]) -> str:
@@ -218,19 +222,32 @@ def _post_from_a_pod(release: Any, ns: str, name: str, url: str, body: dict[str,
     return json.loads(line)
 
 
-def test_seed_inference_flow_on_the_real_node(release: Any, model_image: str) -> None:
+def test_seed_inference_flow_on_the_real_node(
+    release: Any, node_registry: NodeRegistry, hub: LocalHub
+) -> None:
     ns = "rn-seed"
-    name = "tiny-real"
+    name = "phi-3-real"
     node = release.node
     release.kubectl("create", "namespace", ns, check=False)
+    # The runtime images come from the operator's registry: the pull secret in the namespace.
+    release.apply(node_registry.pull_secret(ns), ns)
+    # The test's own client pod pulls from there too, through the namespace's ServiceAccount.
+    release.kubectl("wait", "--for=create", "serviceaccount/default", "-n", ns)
+    patch = json.dumps({"imagePullSecrets": [{"name": PULL_SECRET}]})
+    release.kubectl("patch", "serviceaccount", "default", "-n", ns, "-p", patch)
     node.label({"apps": name, "node.kubernetes.io/instance-type": SKU, "accelerator": "nvidia"})
     workspace = {
         "apiVersion": "kaito.sh/v1beta1",
         "kind": "Workspace",
-        "metadata": {"name": name},
+        "metadata": {
+            "name": name,
+            # No GPU here: the transformers engine on the CPU (vLLM would be the default).
+            "annotations": {"kaito.sh/runtime": "transformers"},
+        },
         "resource": {"instanceType": SKU, "labelSelector": {"matchLabels": {"apps": name}}},
-        "inference": {"preset": {"name": TINY_PRESET}},
+        "inference": {"preset": {"name": SEED_PRESET}},
     }
+    hub.reset_counters()
     release.apply(yaml.safe_dump(workspace), ns)
 
     def condition(kind: str) -> bool:
@@ -240,40 +257,52 @@ def test_seed_inference_flow_on_the_real_node(release: Any, model_image: str) ->
             for c in ws.get("status", {}).get("conditions", [])
         )
 
-    wait_for(lambda: condition("InferenceReady"), timeout=420.0, what="InferenceReady", interval=1)
+    try:
+        wait_for(
+            lambda: condition("InferenceReady"), timeout=600.0, what="InferenceReady", interval=1
+        )
+    except TimeoutError:
+        print(release.kubectl("describe", "pods", "-n", ns, check=False)[-6000:])
+        raise
     ws = release.get("workspace", name, "-n", ns)
     assert ws["status"]["workerNodes"] == [node.name]
     (pod,) = release.get("pods", "-n", ns, "-l", f"kaito.sh/workspace={name}")["items"]
     assert pod["spec"]["nodeName"] == node.name
+    assert {"name": PULL_SECRET} in pod["spec"]["imagePullSecrets"]
     (status,) = pod["status"]["containerStatuses"]
-    assert status["ready"] and status["image"] == INFERENCE_IMAGE
-    assert status["imageID"].endswith(buildah_image_id(INFERENCE_IMAGE).removeprefix("sha256:"))
-    # The weights came from the model image: its init container copied them and exited 0.
-    (copier,) = pod["status"]["initContainerStatuses"]
-    assert copier["name"] == "model-weights" and copier["image"] == model_image
-    assert copier["state"]["terminated"]["exitCode"] == 0
-    assert copier["imageID"].endswith(buildah_image_id(model_image).removeprefix("sha256:"))
-    copied = release.kubectl("logs", pod["metadata"]["name"], "-n", ns, "-c", "model-weights")
-    assert copied.startswith("Copied ") and "/workspace/weights" in copied, copied
+    assert status["ready"]
+    assert pod["spec"]["containers"][0]["image"] == node_registry.image("inference-server")
+    _pulled(status, node_registry, "inference-server")
+    # The weights were downloaded at start by the same image, at the catalog's pinned commit.
+    (download,) = pod["status"]["initContainerStatuses"]
+    assert download["name"] == "model-download"
+    assert download["state"]["terminated"]["exitCode"] == 0
+    _pulled(download, node_registry, "inference-server")
+    log = release.kubectl("logs", pod["metadata"]["name"], "-n", ns, "-c", "model-download")
+    assert "microsoft/Phi-3-mini-128k-instruct" in log, log
+    served = hub.bytes_served("microsoft/Phi-3-mini-128k-instruct")
+    assert served > 0, "the pod downloaded nothing from the hub"
+    print(f"model-download: {served} bytes from the local hub\n{log}")
     assert not release.kubectl(
         "get", "nodeclaims", "-l", f"kaito.sh/workspace={name}", "-o", "name"
     )
 
     cluster_ip = release.get("service", name, "-n", ns)["spec"]["clusterIP"]
+    # The seed's `curl -X POST http://$CLUSTERIP/chat -H "accept: application/json" ...`.
     chat = _post_from_a_pod(
         release, ns, "seed-curl", f"http://{cluster_ip}/chat", {"prompt": SEED_PROMPT}
     )
     assert isinstance(chat["Result"], str) and chat["Result"].startswith(SEED_PROMPT)
     completion = _post_from_a_pod(
         release, ns, "openai-api", f"http://{cluster_ip}/v1/chat/completions",
-        {"model": TINY_PRESET, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8},
+        {"model": SEED_PRESET, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8},
     )  # fmt: skip
     assert completion["object"] == "chat.completion"
     assert completion["usage"]["completion_tokens"] <= 8
     assert completion["choices"][0]["message"]["role"] == "assistant"
     # The official OpenAI Python client, in a pod, through the Service.
-    command = ["python", "-c", OPENAI_SCRIPT, f"http://{cluster_ip}/v1", TINY_PRESET]
-    out = _pod_output(release, ns, "openai-client", CLIENT_IMAGE, command)
+    command = ["python", "-c", OPENAI_SCRIPT, f"http://{cluster_ip}/v1", SEED_PRESET]
+    out = _pod_output(release, ns, "openai-client", node_registry.image("openai-client"), command)
     reply = json.loads(out.strip().splitlines()[-1])
     assert reply["object"] == "chat.completion" and reply["role"] == "assistant"
     assert 0 < reply["tokens"] <= 8

@@ -1,19 +1,23 @@
-"""The seed's tuning flow on the real node, through ``helm install``.
+"""The seed's tuning flow on the real node, through ``helm install``, with the seed's own preset.
 
-A tuning Workspace shaped like the seed's (the tiny preset, ``qlora``, input URLs, an output image
-with an ``imagePushSecret``) on the real node: its data is served from inside the cluster (a
-busybox httpd pod behind a ClusterIP, a private address the URL guard refuses unless the operator
-allows it), and its adapter goes to a real registry with htpasswd auth listening on the host's
-address on the node network (plain HTTP). The chart is installed with the operator settings that
-allow exactly that (``workspace-controller.tuning.allowedDataNetworks`` and
-``plainHTTPRegistries``). The Job's pod really fetches, trains and pushes; the Workspace reaches
-``WorkspaceSucceeded``; an inference Workspace then serves the pushed adapter image (its puller
-pulls it from the same registry); deleting both Workspaces removes their Job, pods, Deployment
-and Service.
+The seed's tuning Workspace (``examples/kaito_workspace_tuning_phi_3.yaml``: preset
+``phi-3-mini-128k-instruct``, ``qlora``, input URLs, an output image with an
+``imagePushSecret``), its placeholders filled and its data URL pointing inside the cluster: the
+data is served by a busybox httpd pod behind a ClusterIP (a private address the URL guard refuses
+unless the operator allows it), and the adapter goes to the tests' registry (htpasswd auth, plain
+HTTP, on the host's address on the node network), the same registry the kubelet pulls the
+project's images from (``make images-push``, a pull secret named by the chart). The chart is
+installed with the operator settings that allow exactly that
+(``workspace-controller.tuning.allowedDataNetworks`` and ``plainHTTPRegistries``) and with the
+local Hugging Face hub as the controller's ``huggingFace.endpoint``.
 
-The tiny preset's weights come in its model image (``kaito_testing.model_image``): the
-Job's trainer runs the tuning-runner image and the inference pod the inference-server image, each
-after the ``model-weights`` init container copied the model into the pod's weights volume.
+The Job's pod really downloads the preset's weights at start (a tiny Phi-3 model served under the
+preset's repository at its pinned commit), fetches the data, trains (QLoRA on the CPU) and
+pushes; the Workspace reaches ``WorkspaceSucceeded``. An inference Workspace of the same preset
+then serves the pushed adapter, its weights this time copied from the preset's weights image
+(``kaito.sh/weights-source: image``; ``python -m kaito_common.weights build-image``), its
+adapter pulled by its puller from the same registry. Deleting both Workspaces removes their Job,
+pods, Deployment and Service.
 """
 
 from __future__ import annotations
@@ -23,98 +27,53 @@ import json
 import subprocess
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from rn_support import IMAGE_REPO, IMAGE_TAG, REPO_ROOT, ensure_built, service_image
+from rn_support import REPO_ROOT, SEED_PRESET
 
-from kaito_testing.image_import import import_images
-from kaito_testing.model_image import build_weights_image
-from kaito_testing.registry import LocalRegistry, RegistryUnavailableError
-from kaito_testing.snapshot_import import import_linked
-from kaito_testing.tiny_model import cached_tiny_model
+from kaito_testing.hfhub import LocalHub
+from kaito_testing.kaito_local import seed_tuning_workspace
+from kaito_testing.node_registry import PULL_SECRET, NodeRegistry
+from kaito_testing.registry import LocalRegistry
 from kaito_testing.toolbox_image import TOOLBOX_IMAGE
 from kaito_testing.waiting import wait_for
 
 CHART = REPO_ROOT / "charts" / "kaito"
 RELEASE = "kaito"
 RELEASE_NS = "kaito-workspace"
-TINY_PRESET = "test-tiny-llama"
-IMAGES = {
-    service: service_image(service)
-    for service in ("workspace-controller", "gpu-provisioner", "inference-server", "tuning-runner")
-}
-MODEL_IMAGE = f"{IMAGE_REPO}/kaito-model-{TINY_PRESET}:{IMAGE_TAG}"  # the weights alone
+SEED_REPO = "microsoft/Phi-3-mini-128k-instruct"
 SERVICE_CIDR = "10.96.0.0/16"  # the control plane's Service range: the data's ClusterIP
 SKU = "Standard_NC6s_v3"
 NS = "rn-tuning"
-NODE_LABEL = "tune-real"
+NODE_LABEL = "tuning-phi-3"  # the seed's labelSelector: app=tuning-phi-3
+SEED_WS = "workspace-tuning-phi-3"
 ADAPTER = "tuned"
 DATA_ROWS = 16
 
 
-@dataclass
-class NodeNetworkRegistry(LocalRegistry):
-    """The test registry listening on the host's address on the node network, so pods reach it
-    (``LocalRegistry`` itself listens on loopback)."""
-
-    address: str = "127.0.0.1"
-
-    @property
-    def host(self) -> str:
-        return f"{self.address}:{self.port}"
-
-
 @pytest.fixture(scope="module")
-def registry(
-    node_cluster: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[NodeNetworkRegistry]:
-    reg = NodeNetworkRegistry(
-        tmp_path_factory.mktemp("registry"), address=node_cluster.node.node_ip
-    )
-    try:
-        reg.start()
-    except RegistryUnavailableError as err:
-        pytest.fail(f"{err} (make pytest installs it through TEST_DEPS)")
-    try:
-        yield reg
-    finally:
-        reg.stop()
-
-
-@pytest.fixture(scope="module")
-def release(node_cluster: Any, registry: NodeNetworkRegistry) -> Iterator[Any]:
-    """The chart with the operator's settings for in-cluster data and the host's registry."""
-    ensure_built(list(IMAGES))
-    import_images(
-        node_cluster.node.containerd,
-        [IMAGES["workspace-controller"], IMAGES["gpu-provisioner"]],
-    )
-    model = cached_tiny_model(Path.home() / ".cache" / "kaito-realnode" / "models")
-    build_weights_image(model, MODEL_IMAGE, node_cluster.plane.work_dir / "copier")
-    work = node_cluster.plane.work_dir / "import"
-    for image in (IMAGES["inference-server"], MODEL_IMAGE, IMAGES["tuning-runner"]):
-        import_linked(node_cluster.node.containerd, image, work)
+def release(node_cluster: Any, node_registry: NodeRegistry, hub: LocalHub) -> Iterator[Any]:
+    """The chart with the operator's settings for in-cluster data, the host's registry and hub."""
+    node_cluster.kubectl("create", "namespace", RELEASE_NS, check=False)
+    node_cluster.apply(node_registry.pull_secret(RELEASE_NS), RELEASE_NS)
     helm = str(node_cluster.plane.bin_dir / "helm")
     argv = [
         helm, f"--kubeconfig={node_cluster.plane.kubeconfig_path}",
         "upgrade", "--install", RELEASE, str(CHART), "--namespace", RELEASE_NS,
-        "--create-namespace", "--wait", "--timeout", "4m",
-        "--set", f"workspace-controller.image.tag={IMAGE_TAG}",
-        "--set", f"gpu-provisioner.image.tag={IMAGE_TAG}",
+        "--wait", "--timeout", "4m",
+        "--set", f"global.image.registry={node_registry.repo}",
+        "--set", f"global.image.tag={node_registry.tag}",
+        "--set", f"global.imagePullSecrets={{{PULL_SECRET}}}",
+        "--set", f"workspace-controller.huggingFace.endpoint={hub.url}",
         "--set", "workspace-controller.presets.enableTestPresets=true",
         "--set", "gpu-provisioner.cloud=kwok",
-        "--set", f"workspace-controller.presets.registry={IMAGE_REPO}",
-        "--set", f"workspace-controller.presets.imageTag={IMAGE_TAG}",
         "--set", f"workspace-controller.tuning.allowedDataNetworks={{{SERVICE_CIDR}}}",
-        "--set", f"workspace-controller.tuning.plainHTTPRegistries={{{registry.host}}}",
-        "--set", f"workspace-controller.runtimeImages.tuningRunner={IMAGES['tuning-runner']}",
         "--set",
-        f"workspace-controller.runtimeImages.inferenceServer={IMAGES['inference-server']}",
+        f"workspace-controller.tuning.plainHTTPRegistries={{{node_registry.registry.host}}}",
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
     if result.returncode != 0:
@@ -235,14 +194,15 @@ def _job_failure(cluster: Any, name: str) -> str:
 
 
 def test_seed_tuning_flow_then_serving_the_adapter(
-    release: Any, registry: NodeNetworkRegistry, tmp_path: Path
+    release: Any, node_registry: NodeRegistry, hub: LocalHub, tmp_path: Path
 ) -> None:
     cluster = release
+    registry = node_registry.registry
     cluster.kubectl("create", "namespace", NS, check=False)
+    cluster.apply(node_registry.pull_secret(NS), NS)
     cluster.node.label(
-        {"apps": NODE_LABEL, "node.kubernetes.io/instance-type": SKU, "accelerator": "nvidia"}
+        {"app": NODE_LABEL, "node.kubernetes.io/instance-type": SKU, "accelerator": "nvidia"}
     )
-    reg_host = registry.host
     config = registry.write_docker_config(tmp_path / "dockerconfig.json")
     cluster.kubectl(
         "create", "secret", "generic", "push-secret", "-n", NS,
@@ -250,22 +210,17 @@ def test_seed_tuning_flow_then_serving_the_adapter(
     )  # fmt: skip
     cluster_ip = _data_server(cluster, tmp_path)
     data_url = f"http://{cluster_ip}/dolly.jsonl"
-    output = f"{reg_host}/tuned/tiny-adapter:0.0.1"
-    selector = {"matchLabels": {"apps": NODE_LABEL}}
+    # The seed's Workspace, as written, with its placeholders filled and its data in the cluster.
+    seed = yaml.safe_load(seed_tuning_workspace(registry.host, "push-secret"))
+    assert seed["tuning"]["preset"]["name"] == SEED_PRESET
+    output = seed["tuning"]["output"]["image"]
+    repository, _, tag = output.removeprefix(f"{registry.host}/").rpartition(":")
+    selector = seed["resource"]["labelSelector"]
 
     # The webhook refuses a private data URL outside the operator's allowed networks.
-    outside = {
-        "apiVersion": "kaito.sh/v1beta1",
-        "kind": "Workspace",
-        "metadata": {"name": "tune-outside"},
-        "resource": {"instanceType": SKU, "labelSelector": selector},
-        "tuning": {
-            "preset": {"name": TINY_PRESET},
-            "method": "qlora",
-            "input": {"urls": ["http://192.168.7.7/dolly.jsonl"]},
-            "output": {"image": output, "imagePushSecret": "push-secret"},
-        },
-    }
+    outside = json.loads(json.dumps(seed))
+    outside["metadata"]["name"] = "tune-outside"
+    outside["tuning"]["input"]["urls"] = ["http://192.168.7.7/dolly.jsonl"]
     argv = [str(cluster.plane.bin_dir / "kubectl"), f"--kubeconfig={cluster.plane.kubeconfig_path}"]
     refused = subprocess.run(
         [*argv, "apply", "-n", NS, "-f", "-"],
@@ -276,56 +231,62 @@ def test_seed_tuning_flow_then_serving_the_adapter(
     )
     assert refused.returncode != 0 and "a private address" in refused.stderr, refused.stderr
 
-    tuning = {
-        **outside,
-        "metadata": {"name": "tune-tiny"},
-        "tuning": {
-            "preset": {"name": TINY_PRESET},
-            "method": "qlora",
-            "input": {"urls": [data_url]},
-            "output": {"image": output, "imagePushSecret": "push-secret"},
-        },
-    }
-    cluster.apply(yaml.safe_dump(tuning), NS)
+    seed["tuning"]["input"]["urls"] = [data_url]
+    hub.reset_counters()
+    cluster.apply(yaml.safe_dump(seed), NS)
 
     def succeeded() -> bool:
-        job = cluster.get("job", "tune-tiny", "-n", NS) if _has(cluster, "job", "tune-tiny") else {}
+        job = cluster.get("job", SEED_WS, "-n", NS) if _has(cluster, "job", SEED_WS) else {}
         for c in job.get("status", {}).get("conditions", []) or []:
             assert not (c["type"] == "Failed" and c["status"] == "True"), _job_failure(
-                cluster, "tune-tiny"
+                cluster, SEED_WS
             )
-        cond = _condition(cluster, "tune-tiny", "WorkspaceSucceeded")
+        cond = _condition(cluster, SEED_WS, "WorkspaceSucceeded")
         return cond is not None and cond["status"] == "True"
 
     wait_for(
-        succeeded, timeout=600.0, what="WorkspaceSucceeded of the tuning Workspace", interval=2
+        succeeded, timeout=900.0, what="WorkspaceSucceeded of the tuning Workspace", interval=2
     )
-    (pod,) = cluster.get("pods", "-n", NS, "-l", "job-name=tune-tiny")["items"]
+    (pod,) = cluster.get("pods", "-n", NS, "-l", f"job-name={SEED_WS}")["items"]
     assert pod["spec"]["nodeName"] == cluster.node.name
-    copier, fetch, trainer = pod["spec"]["initContainers"]
+    download, fetch, trainer = pod["spec"]["initContainers"]
     env = {e["name"]: e.get("value") for e in fetch.get("env", [])}
     assert json.loads(env["KAITO_TUNING_ALLOWED_DATA_NETWORKS"]) == [SERVICE_CIDR]
-    # The trainer is the tuning runner; the weights came from the preset's model image.
-    assert copier["image"] == MODEL_IMAGE and trainer["image"] == IMAGES["tuning-runner"]
+    # Every step runs the tuning runner, pulled from the registry; the weights were downloaded.
+    runner = node_registry.image("tuning-runner")
+    assert download["image"] == runner and trainer["image"] == runner
+    statuses = pod["status"]["initContainerStatuses"] + pod["status"]["containerStatuses"]
+    digest = node_registry.digest("tuning-runner")
+    assert all(st["imageID"].endswith(f"/kaito/tuning-runner@{digest}") for st in statuses), (
+        statuses
+    )
     steps = _step_seconds(pod)
-    assert list(steps) == ["model-weights", "fetch", "trainer", "pusher"], pod["status"]
+    assert list(steps) == ["model-download", "fetch", "trainer", "pusher"], pod["status"]
     print("Tuning Job steps (s):", steps)
+    assert hub.bytes_served(SEED_REPO) > 0, "the Job downloaded nothing from the hub"
     fetch_log = cluster.kubectl("logs", pod["metadata"]["name"], "-n", NS, "-c", "fetch")
     assert "Fetched input" in fetch_log and data_url in fetch_log, fetch_log
     push_log = cluster.kubectl("logs", pod["metadata"]["name"], "-n", NS, "-c", "pusher")
     assert "Pushed adapter image" in push_log, push_log
     # The adapter image really is in the registry, with Kaito's model-name annotation.
-    annotations = _manifest_annotations(registry, "tuned/tiny-adapter", "0.0.1")
-    assert annotations.get("sh.kaito.model.name") == TINY_PRESET
+    annotations = _manifest_annotations(registry, repository, tag)
+    assert annotations.get("sh.kaito.model.name") == SEED_PRESET
 
-    # An inference Workspace serves the pushed adapter (its puller pulls it over plain HTTP).
+    # An inference Workspace serves the pushed adapter (its puller pulls it over plain HTTP); its
+    # weights come from the preset's weights image this time.
     serving = {
         "apiVersion": "kaito.sh/v1beta1",
         "kind": "Workspace",
-        "metadata": {"name": "serve-tuned"},
+        "metadata": {
+            "name": "serve-tuned",
+            "annotations": {
+                "kaito.sh/runtime": "transformers",
+                "kaito.sh/weights-source": "image",
+            },
+        },
         "resource": {"instanceType": SKU, "labelSelector": selector},
         "inference": {
-            "preset": {"name": TINY_PRESET},
+            "preset": {"name": SEED_PRESET},
             "adapters": [
                 {"source": {"name": ADAPTER, "image": output, "imagePullSecrets": ["push-secret"]}}
             ],
@@ -343,9 +304,10 @@ def test_seed_tuning_flow_then_serving_the_adapter(
     assert server["spec"]["nodeName"] == cluster.node.name
     copier_status, puller = server["status"]["initContainerStatuses"]
     assert (copier_status["name"], puller["name"]) == ("model-weights", f"adapter-{ADAPTER}")
+    assert copier_status["image"] == node_registry.image(f"kaito-model-{SEED_PRESET}")
     assert copier_status["state"]["terminated"]["exitCode"] == 0
     assert puller["state"]["terminated"]["exitCode"] == 0
-    assert server["spec"]["containers"][0]["image"] == IMAGES["inference-server"]
+    assert server["spec"]["containers"][0]["image"] == node_registry.image("inference-server")
     service_ip = cluster.get("service", "serve-tuned", "-n", NS)["spec"]["clusterIP"]
     models = _json_line(
         _pod_output(
@@ -353,7 +315,7 @@ def test_seed_tuning_flow_then_serving_the_adapter(
         )
     )
     ids = {m["id"]: m for m in models["data"]}
-    assert ADAPTER in ids and ids[ADAPTER]["parent"] == TINY_PRESET, models
+    assert ADAPTER in ids and ids[ADAPTER]["parent"] == SEED_PRESET, models
     body = {"model": ADAPTER, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
     script = (
         "wget -O /tmp/body --header 'Content-Type: application/json' "
@@ -365,7 +327,7 @@ def test_seed_tuning_flow_then_serving_the_adapter(
     assert 0 < completion["usage"]["completion_tokens"] <= 8
 
     # Deleting the Workspaces removes their Job, pods, Deployment and Service.
-    cluster.kubectl("delete", "workspace", "tune-tiny", "serve-tuned", "-n", NS, "--wait=false")
+    cluster.kubectl("delete", "workspace", SEED_WS, "serve-tuned", "-n", NS, "--wait=false")
 
     def gone() -> bool:
         return not (

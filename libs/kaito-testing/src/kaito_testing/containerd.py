@@ -61,6 +61,11 @@ class ContainerdPaths:
     def config(self) -> Path:
         return self.base / "config.toml"
 
+    @property
+    def hosts_dir(self) -> Path:
+        """Per-registry settings (`<host[:port]>/hosts.toml`), read at each pull."""
+        return self.base / "certs.d"
+
 
 def render_config(
     paths: ContainerdPaths, *, sandbox_image: str, cni_bin_dir: Path, cni_conf_dir: Path
@@ -95,11 +100,15 @@ oom_score = 0
   [{_CRI}.containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
-    discard_unpacked_layers = false
+    # Pulled layers are kept unpacked only (the registry keeps the compressed blobs): half the
+    # disk for the multi-GiB runtime images.
+    discard_unpacked_layers = true
     [{_CRI}.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [{_CRI}.containerd.runtimes.runc.options]
         SystemdCgroup = false
+  [{_CRI}.registry]
+    config_path = "{paths.hosts_dir}"
   [{_CRI}.cni]
     bin_dir = "{cni_bin_dir}"
     conf_dir = "{cni_conf_dir}"
@@ -130,6 +139,17 @@ class Containerd:
                 cni_bin_dir=cni_bin_dir,
                 cni_conf_dir=cni_conf_dir,
             )
+        )
+
+    def trust_plain_http(self, host: str) -> None:
+        """Pull from `host` (`address:port`) over plain HTTP, as a node with an insecure
+        registry mirror configured would (the tests' registry has no TLS)."""
+        directory = self.paths.hosts_dir / host
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "hosts.toml").write_text(
+            f'server = "http://{host}"\n\n'
+            f'[host."http://{host}"]\n'
+            '  capabilities = ["pull", "resolve"]\n'
         )
 
     def start(self) -> None:

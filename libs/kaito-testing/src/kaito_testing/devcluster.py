@@ -61,7 +61,9 @@ def _kubectl_answers(state: Path, kubeconfig: Path) -> bool:
     return run(argv, check=False, timeout=20).returncode == 0
 
 
-def up(state: Path, kubeconfig: Path, timeout: float, profile: Profile = "full") -> int:
+def up(
+    state: Path, kubeconfig: Path, timeout: float, profile: Profile = "full", node_gpus: int = 1
+) -> int:
     state = state.resolve()
     kubeconfig = kubeconfig.resolve()
     pid = _read_pid(state)
@@ -70,7 +72,7 @@ def up(state: Path, kubeconfig: Path, timeout: float, profile: Profile = "full")
     if state.exists():
         shutil.rmtree(state)
     state.mkdir(parents=True)
-    supervisor = _start_supervisor(state, kubeconfig, profile)
+    supervisor = _start_supervisor(state, kubeconfig, profile, node_gpus)
 
     def supervisor_alive() -> None:
         if not supervisor.running():
@@ -114,7 +116,9 @@ def _already_running(state: Path, kubeconfig: Path, pid: int) -> int:
     return 1
 
 
-def _start_supervisor(state: Path, kubeconfig: Path, profile: Profile) -> Component:
+def _start_supervisor(
+    state: Path, kubeconfig: Path, profile: Profile, node_gpus: int = 1
+) -> Component:
     """``devcluster serve`` in a session of its own that outlives this process."""
     argv = [
         sys.executable,
@@ -127,6 +131,8 @@ def _start_supervisor(state: Path, kubeconfig: Path, profile: Profile) -> Compon
         str(kubeconfig),
         "--profile",
         profile,
+        "--node-gpus",
+        str(node_gpus),
     ]
     supervisor = Component("cluster-supervisor", argv, state / SUPERVISOR_LOG)
     supervisor.start(die_with_parent=False)
@@ -167,7 +173,7 @@ def down(state: Path, kubeconfig: Path | None) -> int:
     return 0
 
 
-def serve(state: Path, kubeconfig: Path, profile: Profile = "full") -> int:
+def serve(state: Path, kubeconfig: Path, profile: Profile = "full", node_gpus: int = 1) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -179,7 +185,7 @@ def serve(state: Path, kubeconfig: Path, profile: Profile = "full") -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    plane = ControlPlane(profile, state / "work")
+    plane = ControlPlane(profile, state / "work", node_gpus=node_gpus)
     with plane:
         kubeconfig.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(plane.kubeconfig_path, kubeconfig)
@@ -209,12 +215,14 @@ def main(argv: list[str] | None = None) -> int:
         if name in ("up", "serve"):
             # node: the full control plane plus one real node (kaito_testing.realnode).
             p.add_argument("--profile", choices=("full", "node"), default="full")
+            # How many (fake) GPUs the real node advertises.
+            p.add_argument("--node-gpus", type=int, default=1)
     args = parser.parse_args(argv)
     if args.command == "up":
-        return up(args.state, args.kubeconfig, args.timeout, args.profile)
+        return up(args.state, args.kubeconfig, args.timeout, args.profile, args.node_gpus)
     if args.command == "down":
         return down(args.state, args.kubeconfig)
-    return serve(args.state.resolve(), args.kubeconfig.resolve(), args.profile)
+    return serve(args.state.resolve(), args.kubeconfig.resolve(), args.profile, args.node_gpus)
 
 
 if __name__ == "__main__":

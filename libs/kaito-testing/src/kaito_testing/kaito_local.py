@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,9 @@ def local_values(webhook_port: int) -> list[str]:
         "workspace-controller.presets.enableTestPresets=true",
         "gpu-provisioner.replicaCount=0",
         "gpu-provisioner.cloud=kwok",
+        # The images `make images` builds (IMAGE_REPO/IMAGE_TAG as in mk/images.mk).
+        f"global.image.registry={os.environ.get('IMAGE_REPO', 'localhost/kaito')}",
+        f"global.image.tag={os.environ.get('IMAGE_TAG', 'dev')}",
     ]
 
 

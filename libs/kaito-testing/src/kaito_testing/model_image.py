@@ -4,103 +4,50 @@ holding the official ``openai`` Python client on top of the inference-server ima
 The ``test-tiny-*`` presets deliver their weights in a model image (``source.delivery:
 model-image``): the workspace controller runs the inference-server (or tuning-runner) image and
 copies ``<registry>/kaito-model-<preset>:<tag>`` into the pod's weights volume with an init
-container. That image holds only the model's files under ``/weights`` and the static copier from
-``hack/images/copy-weights`` as its entrypoint (no shell, no Python), owned by the project's
-non-root user. It is labelled with the copier's and the model's digests, so it is rebuilt only
-when either changes.
+container. The builder of such images is production code, ``kaito_common.weights.image``
+(``python -m kaito_common.weights build-image``, ``make model-image``); this module keeps the
+tests' entry points to it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import subprocess
-import time
 from pathlib import Path
 
-from kaito_testing.gobuild import build_static
+from kaito_common.weights import image as _image
+from kaito_common.weights.copier import COPIER_SOURCE, build_copier
+from kaito_common.weights.image import (
+    COPIER_PATH,
+    MODEL_IMAGE_WEIGHTS,
+    RUNTIME_USER,
+    ModelImageError,
+)
 
 log = logging.getLogger(__name__)
 
-RUNTIME_USER = "65532:65532"
-MODEL_IMAGE_WEIGHTS = "/weights"
-COPIER_PATH = "/bin/copy-weights"
-COPIER_SOURCE = Path("hack/images/copy-weights")
+__all__ = [
+    "COPIER_PATH",
+    "COPIER_SOURCE",
+    "MODEL_IMAGE_WEIGHTS",
+    "RUNTIME_USER",
+    "ModelImageError",
+    "build_openai_client_image",
+    "build_weights_image",
+]
+
 _BASE_LABEL = "kaito.dev/base-image-id"
-_COPIER_LABEL = "kaito.dev/copier"
-_MODEL_LABEL = "kaito.dev/model"
-
-
-class ModelImageError(RuntimeError):
-    """buildah failed to build the model image."""
-
-
-def _buildah(*args: str) -> str:
-    result = subprocess.run(
-        ["buildah", *args], capture_output=True, text=True, check=False, timeout=600
-    )
-    if result.returncode != 0:
-        raise ModelImageError(f"buildah {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout.strip()
-
-
-def _labels(image: str) -> dict[str, str] | None:
-    result = subprocess.run(
-        ["buildah", "inspect", "--type", "image", image],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        return None
-    labels = json.loads(result.stdout)["OCIv1"]["config"].get("Labels") or {}
-    return {str(k): str(v) for k, v in labels.items()}
-
-
-def _tree_digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:16]
+_MODEL_LABEL = _image.MODEL_LABEL
+_buildah = _image.buildah
+_labels = _image.image_labels
 
 
 def build_weights_image(model_dir: Path, name: str, work_dir: Path) -> bool:
     """Builds the model image ``name``: ``model_dir`` at ``/weights`` and the copier as its
-    entrypoint, unless it is up to date; True when it built. ``work_dir`` holds the copier."""
-    copier = build_static(COPIER_SOURCE, work_dir / "copy-weights")
-    copier_key = hashlib.sha256(copier.read_bytes()).hexdigest()[:16]
-    model_key = _tree_digest(model_dir)
-    current = _labels(name)
-    if (
-        current
-        and current.get(_COPIER_LABEL) == copier_key
-        and current.get(_MODEL_LABEL) == model_key
-    ):
-        return False
-    started = time.monotonic()
-    container = _buildah("from", "scratch")
-    try:
-        _buildah("copy", "--chmod", "0755", container, str(copier), COPIER_PATH)
-        _buildah("copy", "--chown", RUNTIME_USER, container, f"{model_dir}/", MODEL_IMAGE_WEIGHTS)
-        _buildah(
-            "config",
-            "--entrypoint", json.dumps([COPIER_PATH]),
-            "--user", RUNTIME_USER,
-            "--label", f"{_COPIER_LABEL}={copier_key}",
-            "--label", f"{_MODEL_LABEL}={model_key}",
-            container,
-        )  # fmt: skip
-        _buildah("commit", "--quiet", container, name)
-    finally:
-        subprocess.run(["buildah", "rm", container], capture_output=True, check=False)
-    log.info(
-        "Built model image",
-        extra={"image": name, "model": model_dir.name, "model_digest": model_key,
-               "duration_s": round(time.monotonic() - started, 1)},
-    )  # fmt: skip
-    return True
+    entrypoint, unless it is up to date; True when it built. ``work_dir`` holds the copier.
+    (The builder is ``kaito_common.weights.image``, also ``make model-image``.)"""
+    copier = build_copier(work_dir / "copy-weights")
+    return _image.build_weights_image(Path(model_dir), name, copier, work_dir=work_dir)
 
 
 CLIENT_DIR = "/opt/openai-client"

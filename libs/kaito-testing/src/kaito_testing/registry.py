@@ -50,9 +50,14 @@ def bcrypt_htpasswd_line(username: str, password: str) -> str:
 
 @dataclass
 class LocalRegistry:
-    """A running registry. `host` is `127.0.0.1:<port>`; plain HTTP."""
+    """A running registry. `host` is `<address>:<port>`; plain HTTP."""
 
     workdir: Path
+    # Where the blobs live (default: under workdir); a lasting directory keeps pushed images
+    # across runs, so a second push uploads nothing.
+    storage_dir: Path | None = None
+    # 127.0.0.1, or the host's address on the node network so that pods and the kubelet reach it.
+    address: str = "127.0.0.1"
     username: str = "kaito"
     password: str = "kaito-test-password"
     port: int = field(default_factory=free_port)
@@ -60,7 +65,7 @@ class LocalRegistry:
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -83,8 +88,8 @@ class LocalRegistry:
                 "docker-registry not found; run hack/install-registry.sh"
             )
         self.workdir.mkdir(parents=True, exist_ok=True)
-        storage = self.workdir / "storage"
-        storage.mkdir(exist_ok=True)
+        storage = self.storage_dir or self.workdir / "storage"
+        storage.mkdir(parents=True, exist_ok=True)
         htpasswd = self.workdir / "htpasswd"
         htpasswd.write_text(bcrypt_htpasswd_line(self.username, self.password) + "\n")
         config = self.workdir / "config.yml"

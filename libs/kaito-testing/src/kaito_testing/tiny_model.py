@@ -136,6 +136,7 @@ def build_tiny_model(
     seed: int = 0,
     arch: Arch = "llama",
     silence_special_tokens: bool = False,
+    long_rope: bool = False,
 ) -> Path:
     """Write a random-weight causal LM with its tokenizer and chat template to `out_dir`.
 
@@ -144,7 +145,13 @@ def build_tiny_model(
     model can emit decodes. With `silence_special_tokens` the lm_head rows of the special tokens
     are zeroed: greedy decoding then never emits EOS (their logit is exactly 0 while the best
     random logit is positive), which fixes output lengths for benchmarks.
+
+    `long_rope` (Phi-3 only) gives the config the shape of Phi-3-mini-128k-instruct's: LongRoPE
+    `rope_scaling` (short and long factors per rotary dimension) over an original 4k context
+    stretched to 131072 positions. The weights are always written as `model.safetensors`.
     """
+    if long_rope and arch != "phi3":
+        raise ValueError("long_rope is a Phi-3 (arch='phi3') configuration")
     from transformers import GenerationConfig
 
     out_dir = Path(out_dir)
@@ -168,14 +175,36 @@ def build_tiny_model(
         "tie_word_embeddings": False,
         **ids,
     }
+    if long_rope:
+        config.update(_longrope_config(hidden_size // num_heads))
     silenced = [token_id(special) for special in SPECIAL_TOKENS] if silence_special_tokens else []
     model = _random_model(arch, config, seed, silenced)
     model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
-        **ids, max_length=max_position_embeddings
+        **ids, max_length=config["max_position_embeddings"]
     )
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)  # type: ignore[attr-defined]
     return out_dir
+
+
+# Phi-3-mini-128k-instruct: an original context of 4096 positions stretched to 131072.
+LONGROPE_ORIGINAL_POSITIONS = 4096
+LONGROPE_MAX_POSITIONS = 131072
+
+
+def _longrope_config(head_dim: int) -> dict[str, Any]:
+    """LongRoPE `rope_scaling` in the shape of the 128k Phi-3 models' config.json: one short and
+    one long factor per rotary frequency (half the head dimension)."""
+    half = head_dim // 2
+    return {
+        "max_position_embeddings": LONGROPE_MAX_POSITIONS,
+        "original_max_position_embeddings": LONGROPE_ORIGINAL_POSITIONS,
+        "rope_scaling": {
+            "type": "longrope",
+            "short_factor": [1.0 + 0.05 * i for i in range(half)],
+            "long_factor": [1.0 + 2.0 * i for i in range(half)],
+        },
+    }
 
 
 def _random_model(
@@ -190,7 +219,8 @@ def _random_model(
     if arch == "llama":
         model = LlamaForCausalLM(LlamaConfig(**config))
     elif arch == "phi3":
-        model = Phi3ForCausalLM(Phi3Config(**config, original_max_position_embeddings=0))
+        phi3 = {"original_max_position_embeddings": 0, **config}
+        model = Phi3ForCausalLM(Phi3Config(**phi3))
     else:
         raise ValueError(f"unknown arch {arch!r}: expected 'llama' or 'phi3'")
     # Random init uses std 0.02: the logits are then nearly flat. A wider output layer makes

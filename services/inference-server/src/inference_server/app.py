@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from inference_server.api import kaito_routes, openai_routes, system_routes
 from inference_server.api.errors import install_error_handlers
 from inference_server.api.json_body import JSONBodyMiddleware
+from inference_server.api.request_context import RequestContextMiddleware
 from inference_server.engine.protocol import Engine
 from inference_server.engine.types import IterationReport
 from inference_server.metrics import ServerMetrics
@@ -43,6 +44,7 @@ def build_app(settings: ServerSettings, engine: Engine) -> FastAPI:
     app.state.started_at = time.time()
     install_error_handlers(app)
     app.add_middleware(JSONBodyMiddleware, max_request_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestContextMiddleware)  # outermost: ids even on 413/415 answers
     app.include_router(system_routes.router)
     app.include_router(kaito_routes.router)
     app.include_router(openai_routes.router)

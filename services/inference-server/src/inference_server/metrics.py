@@ -38,6 +38,9 @@ class ServerMetrics:
         )
         self._waiting = Gauge("vllm:num_requests_waiting", "Requests queued", labels, registry=r)
         self._kv = Gauge("vllm:kv_cache_usage_perc", "KV cache usage (0-1)", labels, registry=r)
+        self._adapters = Gauge(
+            "kaito_adapters_loaded", "LoRA adapters loaded beside the model", labels, registry=r
+        )
         self.prompt_tokens = Counter(
             "vllm:prompt_tokens", "Prefilled prompt tokens", labels, registry=r
         ).labels(model_name)
@@ -94,4 +97,5 @@ class ServerMetrics:
         self._running.labels(self.model_name).set(stats.num_running)
         self._waiting.labels(self.model_name).set(stats.num_waiting)
         self._kv.labels(self.model_name).set(stats.kv_cache_usage)
+        self._adapters.labels(self.model_name).set(len(stats.adapters))
         return generate_latest(self.registry)

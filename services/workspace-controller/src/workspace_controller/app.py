@@ -41,6 +41,7 @@ from workspace_controller.caches import Caches
 from workspace_controller.inference.reconcile import InferenceOptions, InferenceReconciler
 from workspace_controller.kinds import FIELD_MANAGER, VALIDATING_WEBHOOK_CONFIGURATION
 from workspace_controller.manifests.images import ImageSettings
+from workspace_controller.manifests.model_weights import WeightsCache
 from workspace_controller.manifests.nodeclaim import NodeClassRef
 from workspace_controller.metrics import CountingApiClient, WorkspaceCountCollector
 from workspace_controller.nodes.provisioner import NodeClaimCreator
@@ -194,12 +195,17 @@ class WorkspaceApp:
     def _images(self) -> ImageSettings:
         s = self.settings
         return ImageSettings(
-            registry=s.preset_registry,
-            tag=s.preset_image_tag,
-            runner=s.tuning_runner_image,
-            server=s.inference_server_image,
+            registry=s.weights_image_registry,
+            tag=s.weights_image_tag,
+            runner=s.runner_image,
+            server=s.server_image,
             server_vllm=s.vllm_server_image,
             runner_access=s.runner_access,
+            pull_secrets=tuple(s.image_pull_secrets),
+            hf_endpoint=s.hf_endpoint,
+            weights_cache=WeightsCache(
+                storage_class=s.weights_cache_storage_class, size=s.weights_cache_size
+            ),
         )
 
     def _tuning(

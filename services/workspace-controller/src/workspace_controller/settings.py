@@ -9,15 +9,18 @@ start, like Kaito does.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
+from pydantic_settings import BaseSettings, CliApp, NoDecode, SettingsConfigDict
 
 from kaito_common.urlguard import URLPolicy
 from workspace_controller.manifests.images import (
-    DEFAULT_RUNNER_IMAGE,
-    DEFAULT_SERVER_IMAGE,
+    DEFAULT_IMAGE_REGISTRY,
+    DEFAULT_IMAGE_TAG,
+    RUNNER_IMAGE_NAME,
+    SERVER_IMAGE_NAME,
+    project_image,
     vllm_variant,
 )
 from workspace_controller.manifests.runner_access import RunnerAccess
@@ -81,22 +84,53 @@ class ControllerSettings(BaseSettings):
     node_class_group: str = Field("kaito.sh", description="NodeClaim nodeClassRef group")
     node_class_kind: str = Field("KaitoNodeClass", description="NodeClaim nodeClassRef kind")
     node_class_name: str = Field("default", description="NodeClaim nodeClassRef name")
-    preset_registry: str = Field(
-        "mcr.microsoft.com/aks/kaito", description="Registry of the preset model images"
+    image_registry: str = Field(
+        DEFAULT_IMAGE_REGISTRY,
+        min_length=1,
+        description="Registry holding the project's images (`make images-push REGISTRY=`): "
+        "the runtime images <registry>/<name>:<tag> and the weights images, unless named below",
     )
-    preset_image_tag: str = Field("0.1.0", description="Tag of the preset model images")
+    image_tag: str = Field(
+        DEFAULT_IMAGE_TAG, min_length=1, description="Tag of the project's images"
+    )
+    image_pull_secrets: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Comma-separated image pull Secrets (names, in each workspace's namespace) "
+        "put on the inference and tuning pods",
+    )
+    preset_registry: str = Field(
+        "",
+        description="Registry of the weights images <registry>/kaito-model-<preset>:<tag> "
+        "(empty: --image-registry)",
+    )
+    preset_image_tag: str = Field("", description="Tag of the weights images (empty: --image-tag)")
     inference_server_image: str = Field(
-        DEFAULT_SERVER_IMAGE,
-        description="Inference server image: pods of presets whose weights come in a model image",
+        "",
+        description="Inference server image (empty: <image-registry>/inference-server:<image-tag>)",
     )
     inference_server_vllm_image: str = Field(
         "",
-        description="Inference server on vLLM: pods of model-image presets served by vLLM "
+        description="Inference server on vLLM, for pods served by vLLM "
         "(empty: the inference server image's repository with -vllm appended, same tag)",
     )
     tuning_runner_image: str = Field(
-        DEFAULT_RUNNER_IMAGE,
-        description="Tuning runner image: the tuning Job's fetch/push steps, adapter pulls",
+        "",
+        description="Tuning runner image: the tuning Job's steps, adapter pulls "
+        "(empty: <image-registry>/tuning-runner:<image-tag>)",
+    )
+    weights_cache_storage_class: str = Field(
+        "",
+        description="StorageClass of a PVC per workspace that keeps downloaded weights across "
+        "pods (empty: an emptyDir, downloaded again by each new pod)",
+    )
+    weights_cache_size: str = Field(
+        "", description="Size of that PVC, e.g. 100Gi (empty: the preset's disk need)"
+    )
+    hf_endpoint: str = Field(
+        "",
+        pattern=r"^(https?://.+)?$",
+        description="The Hugging Face hub presets downloaded at start come from, as HF_ENDPOINT "
+        "(empty: https://huggingface.co); a mirror, or a proxy speaking the hub's API",
     )
     tuning_metrics_port: int = Field(
         5000, ge=1, le=65535, description="Port of the trainer's Prometheus progress gauges"
@@ -156,11 +190,24 @@ class ControllerSettings(BaseSettings):
     inference_requeue_s: float = Field(5.0, gt=0, description="Look again while pods come up")
     request_timeout_s: float = Field(30.0, gt=0, description="Timeout of each API request")
     log_level: str = Field("info", description="Log level")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text or JSON (docs/observability.md)"
+    )
 
     @field_validator("feature_gates")
     @classmethod
     def _known_gates(cls, value: str) -> str:
         parse_feature_gates(value)
+        return value
+
+    @field_validator("image_pull_secrets", mode="before")
+    @classmethod
+    def _split_pull_secrets(cls, value: object) -> object:
+        """`a,b` (flag or environment) or a repeated flag -> [a, b]."""
+        if isinstance(value, str):
+            return split_list(value)
+        if isinstance(value, list):
+            return [name for item in value for name in split_list(str(item))]
         return value
 
     @field_validator("tuning_allowed_data_networks")
@@ -182,6 +229,7 @@ class ControllerSettings(BaseSettings):
             allowed_data_networks=tuple(split_list(self.tuning_allowed_data_networks)),
             plain_http_registries=tuple(split_list(self.tuning_plain_http_registries)),
             ca_bundle_config_map=self.tuning_ca_bundle_config_map or None,
+            log_format=self.log_format,
         )
 
     @property
@@ -197,8 +245,28 @@ class ControllerSettings(BaseSettings):
         return self.gates["vLLM"]
 
     @property
+    def server_image(self) -> str:
+        return self.inference_server_image or project_image(
+            self.image_registry, SERVER_IMAGE_NAME, self.image_tag
+        )
+
+    @property
     def vllm_server_image(self) -> str:
-        return self.inference_server_vllm_image or vllm_variant(self.inference_server_image)
+        return self.inference_server_vllm_image or vllm_variant(self.server_image)
+
+    @property
+    def runner_image(self) -> str:
+        return self.tuning_runner_image or project_image(
+            self.image_registry, RUNNER_IMAGE_NAME, self.image_tag
+        )
+
+    @property
+    def weights_image_registry(self) -> str:
+        return self.preset_registry or self.image_registry
+
+    @property
+    def weights_image_tag(self) -> str:
+        return self.preset_image_tag or self.image_tag
 
 
 def parse_settings(argv: Sequence[str] | None = None) -> ControllerSettings:

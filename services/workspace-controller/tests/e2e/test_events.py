@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from wc_helpers.cluster import WORKSPACE, ControllerProcess, fulfil_claim
-from wc_helpers.waits import wait_claims, wait_condition
+from wc_helpers.waits import events_of, wait_claims, wait_condition, wait_event
 
 from kaito_common.controller.client import KubeClient
-from kaito_common.controller.kinds import EVENT, NODE, POD
+from kaito_common.controller.kinds import NODE, POD
 from kaito_testing.controllers import eventually
 from kaito_testing.controlplane import ControlPlane
 
@@ -54,25 +54,6 @@ def tuning_ws(name: str, namespace: str) -> Obj:
             "output": {"image": "127.0.0.1:5000/tuned/tiny:1", "imagePushSecret": "push"},
         },
     }
-
-
-async def events_of(kube: KubeClient, name: str, namespace: str) -> list[Obj]:
-    ws = await kube.get(WORKSPACE, name, namespace)
-    uid = ws["metadata"]["uid"]
-    return [e for e in await kube.list_all(EVENT, namespace) if e["involvedObject"]["uid"] == uid]
-
-
-async def wait_event(kube: KubeClient, name: str, namespace: str, reason: str) -> Obj:
-    found: list[Obj] = []
-
-    async def seen() -> bool:
-        nonlocal found
-        found = [e for e in await events_of(kube, name, namespace) if e["reason"] == reason]
-        return bool(found)
-
-    await eventually(seen, timeout_s=60, what=f"a {reason} Event on {name}")
-    assert len(found) == 1, found
-    return found[0]
 
 
 async def kubelet_pod(kube: KubeClient, namespace: str, selector: str) -> Obj:

@@ -20,6 +20,7 @@ from wc_helpers.waits import (
     printer_columns,
     wait_claims,
     wait_condition,
+    wait_event,
 )
 
 from kaito_common.api.workspace import Workspace
@@ -135,7 +136,10 @@ async def test_phi3_workspace_end_to_end(
     deployment = await kube.get(DEPLOYMENT, name, namespace)
     assert deployment["metadata"]["annotations"]["workspace.kaito.io/revision"] == "2"
     pod_spec = deployment["spec"]["template"]["spec"]
-    assert [c["name"] for c in pod_spec["initContainers"]] == ["adapter-adapter-a"]
+    assert [c["name"] for c in pod_spec["initContainers"]] == [
+        "model-download",
+        "adapter-adapter-a",
+    ]
     assert {"name": "adapter-a", "value": "1.0"} in pod_spec["containers"][0]["env"]
     await wait_condition(kube, name, namespace, "WorkspaceSucceeded", "True")
 
@@ -209,3 +213,6 @@ async def test_node_that_never_comes_shows_the_provider_error(
     assert condition(ws, "WorkspaceSucceeded")["status"] == "False"
     assert ws["status"]["state"] == "Pending"
     assert len(await claims_of(kube, name, namespace)) == 1, "a failing claim is not duplicated"
+    # And the operator sees it in `kubectl describe workspace`: one Warning, counted, not repeated.
+    event = await wait_event(kube, name, namespace, "NodeClaimLaunchFailed")
+    assert event["type"] == "Warning" and error in event["message"], event

@@ -120,7 +120,9 @@ async def test_seed_tuning_workspace_end_to_end(
     )
     live = job["spec"]["template"]["spec"]
     assert_pod_spec_matches(job_pod_spec(plan), live)
-    fetch, trainer = live["initContainers"]
+    download, fetch, trainer = live["initContainers"]
+    assert download["name"] == "model-download"
+    assert "--repo=microsoft/Phi-3-mini-128k-instruct" in download["command"]
     (pusher,) = live["containers"]
     seed_url = workspace.tuning.input.urls[0]  # type: ignore[union-attr,index]
     assert fetch["command"][5:8] == ["fetch", "--dest", "/mnt/data"]
@@ -164,7 +166,7 @@ async def test_seed_tuning_workspace_end_to_end(
     await kube.patch(WORKSPACE, name, {"tuning": {"input": {"urls": [new_url]}}}, namespace)
     replaced = await wait_job(kube, name, namespace, "2")
     assert replaced["metadata"]["uid"] != job["metadata"]["uid"]
-    assert replaced["spec"]["template"]["spec"]["initContainers"][0]["command"][8:10] == [
+    assert replaced["spec"]["template"]["spec"]["initContainers"][1]["command"][8:10] == [
         "--url",
         new_url,
     ]

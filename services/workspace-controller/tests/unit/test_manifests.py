@@ -157,7 +157,7 @@ def test_adapter_pulls_get_the_runner_access() -> None:
         images=ImageSettings(runner_access=access), config_map=None, provisioned=False,
     )  # fmt: skip
     pod = deployment_manifest(plan, controller_reference(obj))["spec"]["template"]["spec"]
-    (pull,) = pod["initContainers"]
+    pull = next(c for c in pod["initContainers"] if c["name"].startswith("adapter-"))
     assert {e["name"]: e["value"] for e in pull["env"]} == {
         "KAITO_TUNING_PLAIN_HTTP_REGISTRIES": '["192.0.2.2:5000"]',
         "KAITO_TUNING_CA_FILE": "/etc/kaito/ca/ca.crt",

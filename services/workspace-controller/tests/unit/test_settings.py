@@ -36,21 +36,67 @@ def test_kaito_gate_for_byo() -> None:
 
 def test_tuning_settings_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     defaults = parse_settings([])
-    assert defaults.tuning_runner_image == "mcr.microsoft.com/aks/kaito/tuning-runner:0.1.0"
+    assert defaults.runner_image == "localhost/kaito/tuning-runner:dev"
     assert (defaults.tuning_metrics_port, defaults.tuning_backoff_limit) == (5000, 2)
     monkeypatch.setenv("KAITO_WC_TUNING_RUNNER_IMAGE", "reg.io/runner:2")
     s = parse_settings(["--tuning-metrics-port=9100", "--tuning-requeue-s=1.5"])
-    assert s.tuning_runner_image == "reg.io/runner:2"
+    assert s.runner_image == "reg.io/runner:2"
     assert s.tuning_metrics_port == 9100 and s.tuning_requeue_s == 1.5
     with pytest.raises(ValidationError):
         parse_settings(["--tuning-metrics-port=0"])
 
 
 def test_inference_server_image_from_flag_and_default() -> None:
-    default = parse_settings([]).inference_server_image
-    assert default == "mcr.microsoft.com/aks/kaito/inference-server:0.1.0"
+    default = parse_settings([]).server_image
+    assert default == "localhost/kaito/inference-server:dev"
     chosen = parse_settings(["--inference-server-image=reg.io/server:3"])
-    assert chosen.inference_server_image == "reg.io/server:3"
+    assert chosen.server_image == "reg.io/server:3"
+
+
+def test_one_registry_and_tag_name_every_runtime_and_weights_image() -> None:
+    # The defaults are what `make images` builds; no third-party registry is named.
+    defaults = parse_settings([])
+    assert (defaults.image_registry, defaults.image_tag) == ("localhost/kaito", "dev")
+    assert (defaults.weights_image_registry, defaults.weights_image_tag) == (
+        "localhost/kaito",
+        "dev",
+    )
+    s = parse_settings(["--image-registry=myacr.azurecr.io/kaito/", "--image-tag=0.1.0"])
+    assert s.server_image == "myacr.azurecr.io/kaito/inference-server:0.1.0"
+    assert s.vllm_server_image == "myacr.azurecr.io/kaito/inference-server-vllm:0.1.0"
+    assert s.runner_image == "myacr.azurecr.io/kaito/tuning-runner:0.1.0"
+    assert (s.weights_image_registry, s.weights_image_tag) == ("myacr.azurecr.io/kaito/", "0.1.0")
+    # Each can still be named on its own.
+    s = parse_settings(
+        [
+            "--image-registry=r.io/k",
+            "--tuning-runner-image=other.io/runner:1",
+            "--preset-registry=weights.io/models",
+            "--preset-image-tag=7",
+        ]
+    )
+    assert s.runner_image == "other.io/runner:1"
+    assert s.server_image == "r.io/k/inference-server:dev"
+    assert (s.weights_image_registry, s.weights_image_tag) == ("weights.io/models", "7")
+    with pytest.raises(ValidationError):
+        parse_settings(["--image-registry="])
+
+
+def test_image_pull_secrets_and_weights_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = parse_settings([])
+    assert defaults.image_pull_secrets == []
+    assert (defaults.weights_cache_storage_class, defaults.weights_cache_size) == ("", "")
+    s = parse_settings(
+        [
+            "--image-pull-secrets=acr-pull, other",
+            "--weights-cache-storage-class=managed-csi",
+            "--weights-cache-size=100Gi",
+        ]
+    )
+    assert s.image_pull_secrets == ["acr-pull", "other"]
+    assert (s.weights_cache_storage_class, s.weights_cache_size) == ("managed-csi", "100Gi")
+    monkeypatch.setenv("KAITO_WC_IMAGE_PULL_SECRETS", "from-env")
+    assert parse_settings([]).image_pull_secrets == ["from-env"]
 
 
 def test_runner_access_is_off_by_default_and_validated() -> None:

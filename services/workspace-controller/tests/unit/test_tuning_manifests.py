@@ -57,12 +57,12 @@ def test_seed_job_field_by_field() -> None:
     assert spec["template"]["metadata"]["labels"] == {"kaito.sh/workspace": name}
     assert pod["restartPolicy"] == "Never"
 
-    # fetch -> trainer (init containers, in order), then the pusher.
-    assert [c["name"] for c in pod["initContainers"]] == ["fetch", "trainer"]
+    # download -> fetch -> trainer (init containers, in order), then the pusher.
+    assert [c["name"] for c in pod["initContainers"]] == ["model-download", "fetch", "trainer"]
     assert [c["name"] for c in pod["containers"]] == ["pusher"]
-    fetch, trainer = pod["initContainers"]
+    _download, fetch, trainer = pod["initContainers"]
     (pusher,) = pod["containers"]
-    runner = "mcr.microsoft.com/aks/kaito/tuning-runner:0.1.0"
+    runner = "localhost/kaito/tuning-runner:dev"
     assert fetch["image"] == runner and pusher["image"] == runner
     url = obj["tuning"]["input"]["urls"][0]
     assert fetch["command"] == [
@@ -71,7 +71,7 @@ def test_seed_job_field_by_field() -> None:
     ]  # fmt: skip
     assert mounts(fetch) == {"/mnt/data": "data", "/tmp": "tmp"}
 
-    assert trainer["image"] == "mcr.microsoft.com/aks/kaito/kaito-phi-3-mini-128k-instruct:0.1.0"
+    assert trainer["image"] == runner
     assert trainer["command"][5:] == [
         "train", "--config", "/mnt/config/training_config.yaml", "--data-dir", "/mnt/data",
         "--output-dir", "/mnt/results", "--root", "/mnt", "--metrics-port", "5000",
@@ -86,6 +86,7 @@ def test_seed_job_field_by_field() -> None:
         "/mnt/results": "results",
         "/dev/shm": "dshm",
         "/tmp": "tmp",
+        "/workspace/weights": "weights",
     }
     env = {e["name"]: e.get("value") for e in trainer["env"]}
     assert env["KAITO_TUNING_DEFAULT_MODEL_PATH"] == "/workspace/weights"
@@ -144,7 +145,7 @@ def test_volume_input_and_output_need_no_fetch_or_push() -> None:
     obj = tuning_volume()
     job = job_manifest(plan_of(obj, output_dir="/mnt/out"), controller_reference(obj))
     pod = job["spec"]["template"]["spec"]
-    assert "initContainers" not in pod
+    assert [c["name"] for c in pod["initContainers"]] == ["model-download"]
     (trainer,) = pod["containers"]
     assert trainer["name"] == "trainer"
     volumes = by_name(pod["volumes"])
@@ -161,7 +162,7 @@ def test_image_input_pulls_with_its_secrets() -> None:
     obj = tuning()
     obj["tuning"]["input"] = {"image": "reg.io/data:1", "imagePullSecrets": ["data-pull"]}
     pod = job_manifest(plan_of(obj), controller_reference(obj))["spec"]["template"]["spec"]
-    fetch = pod["initContainers"][0]
+    fetch = pod["initContainers"][1]
     assert fetch["command"][5:] == [
         "fetch", "--dest", "/mnt/data", "--image", "reg.io/data:1",
         "--docker-config", "/etc/kaito/pull-secrets/data-pull",
@@ -182,9 +183,9 @@ def test_loopback_setting_reaches_fetch() -> None:
         backoff_limit=0, provisioned=False,
     )  # fmt: skip
     pod = job_manifest(plan, controller_reference(obj))["spec"]["template"]["spec"]
-    assert pod["initContainers"][0]["command"][-1] == "--allow-loopback"
-    assert pod["initContainers"][0]["image"] == "r:1"
-    assert pod["initContainers"][1]["command"][-1] == "9000"
+    assert pod["initContainers"][1]["command"][-1] == "--allow-loopback"
+    assert pod["initContainers"][1]["image"] == "r:1"
+    assert pod["initContainers"][2]["command"][-1] == "9000"
     expressions = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     keys = [e["key"] for e in expressions["nodeSelectorTerms"][0]["matchExpressions"]]
     assert "kaito.sh/workspace" not in keys, "existing nodes: only the user's selector"
@@ -249,7 +250,7 @@ def test_runner_access_reaches_fetch_and_push_only() -> None:
         backoff_limit=0, provisioned=False,
     )  # fmt: skip
     pod = job_manifest(plan, controller_reference(obj))["spec"]["template"]["spec"]
-    fetch, trainer = pod["initContainers"]
+    _download, fetch, trainer = pod["initContainers"]
     (pusher,) = pod["containers"]
     want_env = {
         "KAITO_TUNING_ALLOWED_DATA_NETWORKS": '["10.96.0.0/12"]',
@@ -267,5 +268,5 @@ def test_runner_access_reaches_fetch_and_push_only() -> None:
     }
     # Off by default: nothing added (the golden files hold the default Job).
     default = job_manifest(plan_of(obj), controller_reference(obj))["spec"]["template"]["spec"]
-    assert "env" not in default["initContainers"][0] and "env" not in default["containers"][0]
+    assert "env" not in default["initContainers"][1] and "env" not in default["containers"][0]
     assert "kaito-ca-bundle" not in by_name(default["volumes"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kaito_common.controller.client import KubeClient
+from kaito_common.controller.kinds import EVENT
 from kaito_testing.controllers import eventually
 from wc_helpers.cluster import NODECLAIM, WORKSPACE
 
@@ -55,3 +56,22 @@ def printer_columns(table: str) -> dict[str, str]:
     starts = [header.index(h) for h in header.split()]
     bounds = zip(starts, [*starts[1:], None], strict=True)
     return {header[a:b].strip(): row[a:b].strip() for a, b in bounds}
+
+
+async def events_of(kube: KubeClient, name: str, namespace: str) -> list[Obj]:
+    ws = await kube.get(WORKSPACE, name, namespace)
+    uid = ws["metadata"]["uid"]
+    return [e for e in await kube.list_all(EVENT, namespace) if e["involvedObject"]["uid"] == uid]
+
+
+async def wait_event(kube: KubeClient, name: str, namespace: str, reason: str) -> Obj:
+    found: list[Obj] = []
+
+    async def seen() -> bool:
+        nonlocal found
+        found = [e for e in await events_of(kube, name, namespace) if e["reason"] == reason]
+        return bool(found)
+
+    await eventually(seen, timeout_s=60, what=f"a {reason} Event on {name}")
+    assert len(found) == 1, found
+    return found[0]

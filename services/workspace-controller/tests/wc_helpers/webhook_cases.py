@@ -114,7 +114,91 @@ CASES: list[tuple[str, Obj, str]] = [
                 o["inference"]["preset"].update(name="llama-3.1-8b-instruct"),
             ),
         ),
-        "needs a modelAccessSecret with HF_TOKEN",
+        "This preset is private and requires a modelAccessSecret with HF_TOKEN key under "
+        "presetOptions to download the model",
+    ),
+    (
+        "access secret for a model image",
+        edit(
+            phi3,
+            lambda o: (
+                o["metadata"].update(annotations={"kaito.sh/weights-source": "image"}),
+                o["inference"]["preset"].update(presetOptions={"modelAccessSecret": "hf"}),
+            ),
+        ),
+        "This preset does not require a modelAccessSecret with HF_TOKEN key under "
+        "presetOptions: its weights come from a model image",
+    ),
+    (
+        "access secret for a private image",
+        edit(
+            phi3,
+            lambda o: o["inference"]["preset"].update(
+                accessMode="private",
+                presetOptions={"image": "r/phi3-weights:1", "modelAccessSecret": "hf"},
+            ),
+        ),
+        "its weights come from the private image r/phi3-weights:1",
+    ),
+    (
+        "unknown aws sku",
+        edit(phi3, lambda o: o["resource"].update(instanceType="g5.5xlarge")),
+        "Unsupported instance type g5.5xlarge. Supported SKUs: ",
+    ),
+    (
+        "vllm-only preset on transformers",
+        edit(
+            phi3,
+            lambda o: (
+                o["metadata"].update(annotations={"kaito.sh/runtime": "transformers"}),
+                o["resource"].update(instanceType="Standard_NC40ads_H100_v5"),
+                o["inference"]["preset"].update(name="gpt-oss-20b"),
+            ),
+        ),
+        "preset gpt-oss-20b runs only on vllm, not on transformers",
+    ),
+    (
+        "performance mode",
+        edit(
+            phi3,
+            lambda o: o["metadata"].update(annotations={"kaito.sh/performance-mode": "throughput"}),
+        ),
+        "performance mode 'throughput' is not supported yet",
+    ),
+    (
+        "node class name",
+        edit(
+            phi3,
+            lambda o: o["metadata"].update(annotations={"kaito.sh/node-class-name": "gpu"}),
+        ),
+        "kaito.sh/node-class-name]: a NodeClass per Workspace ('gpu') is not supported yet",
+    ),
+    (
+        "benchmark asked for",
+        edit(
+            phi3,
+            lambda o: o["metadata"].update(annotations={"kaito.sh/disable-benchmark": "false"}),
+        ),
+        "post-load throughput benchmark, which is not supported yet",
+    ),
+    (
+        "local weights",
+        edit(
+            phi3,
+            lambda o: o["metadata"].update(annotations={"kaito.sh/use-local-weights": "true"}),
+        ),
+        "kaito.sh/use-local-weights]: weights at a directory derived from the preset name is "
+        "not supported yet",
+    ),
+    (
+        "inference role",
+        edit(phi3, lambda o: o["metadata"].update(labels={"kaito.sh/inference-role": "decode"})),
+        "prefill/decode disaggregated serving ('decode') is not supported yet",
+    ),
+    (
+        "mig partition",
+        edit(phi3, lambda o: o["resource"].update(partition={"profile": "1g.10gb"})),
+        "resource.partition: GPU partitioning (MIG) is not supported yet",
     ),
     (
         "method",

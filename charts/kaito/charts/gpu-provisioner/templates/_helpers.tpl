@@ -19,8 +19,32 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "gp.name" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
+{{/*
+<global.image.registry>/gpu-provisioner:<global.image.tag> (the tag defaults to the chart's
+appVersion), unless image.repository / image.tag name another.
+*/}}
 {{- define "gp.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- $global := (.Values.global | default dict).image | default dict -}}
+{{- $repository := .Values.image.repository -}}
+{{- if not $repository -}}
+{{- $msg := "global.image.registry is required: the registry your Kaito images were pushed to (make images-push REGISTRY=...), e.g. --set global.image.registry=myregistry.azurecr.io/kaito. The project publishes no images; see docs/installation.md" -}}
+{{- $repository = printf "%s/gpu-provisioner" (required $msg ($global.registry | default "") | trimSuffix "/") -}}
+{{- end -}}
+{{- printf "%s:%s" $repository (.Values.image.tag | default $global.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* Image pull Secrets of the pods: the sub-chart's own and global.imagePullSecrets (names). */}}
+{{- define "gp.imagePullSecrets" -}}
+{{- $secrets := list -}}
+{{- range .Values.imagePullSecrets -}}
+{{- $secrets = append $secrets . -}}
+{{- end -}}
+{{- range ((.Values.global | default dict).imagePullSecrets | default list) -}}
+{{- $secrets = append $secrets (dict "name" .) -}}
+{{- end -}}
+{{- if $secrets -}}
+{{- toYaml (uniq $secrets) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "gp.workloadIdentity" -}}

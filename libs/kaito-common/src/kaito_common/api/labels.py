@@ -37,6 +37,11 @@ ANNOTATION_RUNTIME: Final = "kaito.sh/runtime"
 ANNOTATION_ENABLE_LB: Final = "kaito.sh/enablelb"
 ANNOTATION_BYPASS_RESOURCE_CHECKS: Final = "kaito.sh/bypass-resource-checks"
 ANNOTATION_NODE_IMAGE_FAMILY: Final = "kaito.sh/node-image-family"
+# How the model weights reach the pod (docs/presets.md): download | image | volume, the last
+# with a PVC in the Workspace's namespace or a directory on the node that holds the files.
+ANNOTATION_WEIGHTS_SOURCE: Final = "kaito.sh/weights-source"
+ANNOTATION_WEIGHTS_VOLUME_CLAIM: Final = "kaito.sh/weights-volume-claim"
+ANNOTATION_WEIGHTS_HOST_PATH: Final = "kaito.sh/weights-host-path"
 
 RUNTIME_TRANSFORMERS: Final = "transformers"
 RUNTIME_VLLM: Final = "vllm"

@@ -6,9 +6,9 @@ sit at the top level beside ``metadata`` and ``status``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, JsonValue
+from pydantic import BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema
 from pydantic.config import JsonDict
 
 from kaito_common.api.base import KubeModel
@@ -26,6 +26,9 @@ WORKSPACE_PLURAL = "workspaces"
 WORKSPACE_VERSIONS = ("v1alpha1", "v1beta1")
 WORKSPACE_STORAGE_VERSION = "v1beta1"
 MAX_ADAPTERS = 10
+# What upstream Kaito's v1alpha1 schema defaults `resource.instanceType` to (a kubebuilder default
+# on that version only; v1beta1 has none). The CRD generator writes it into the v1alpha1 schema.
+V1ALPHA1_DEFAULT_INSTANCE_TYPE = "Standard_NC24ads_A100_v4"
 
 
 def _cel(rule: str, message: str) -> JsonDict:
@@ -54,6 +57,11 @@ class ResourceSpec(KubeModel):
     )
     preferred_nodes: list[str] | None = Field(
         default=None, description="Existing nodes to use first (bring-your-own nodes)."
+    )
+    # Upstream Kaito's GPU partitioning (MIG). Kept in the schema so that the webhook sees it
+    # and refuses it as not supported yet, rather than the API server pruning it silently.
+    partition: Schemaless | None = schemaless(
+        "GPU partitioning (MIG) as upstream Kaito names it; not supported yet (refused)."
     )
 
 
@@ -149,6 +157,19 @@ class DataDestination(KubeModel):
     )
 
 
+def _lower_case(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+# Any case is accepted, as upstream does (`method: QLoRA`), and read as lower case. The schema is
+# a plain string so that the API server lets any case through; the webhook refuses other methods.
+TuningMethodName = Annotated[
+    Literal["lora", "qlora"],
+    BeforeValidator(_lower_case),
+    WithJsonSchema({"type": "string", "description": "lora or qlora, in any case."}),
+]
+
+
 class TuningSpec(KubeModel):
     model_config = _validations(
         _cel(
@@ -159,7 +180,7 @@ class TuningSpec(KubeModel):
     )
 
     preset: PresetSpec
-    method: Literal["lora", "qlora"] = Field(description="lora or qlora.")
+    method: TuningMethodName = Field(description="lora or qlora, in any case (QLoRA as upstream).")
     config: str | None = Field(
         default=None,
         description="ConfigMap holding training_config.yaml; default the chart's template.",

@@ -25,6 +25,7 @@ from kaito_common.controller.metrics import ControllerMetrics
 from kaito_common.controller.objects import Obj
 from kaito_common.controller.predicates import Predicate
 from kaito_common.controller.workqueue import ShutDown, WorkQueue
+from kaito_common.logs import log_context
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,12 @@ class Controller:
         metrics: ControllerMetrics,
         clock: Clock,
         max_concurrent: int = 1,
+        subject: str = "object",
     ) -> None:
         self.name = name
+        # The log field naming what is reconciled (workspace, nodeclaim): every line a
+        # reconcile logs carries it, with the namespace (JSON logs, kaito_common.logs).
+        self._subject = subject
         self._reconciler = reconciler
         self._metrics = metrics
         self._max_concurrent = max_concurrent
@@ -118,6 +123,11 @@ class Controller:
 
     async def reconcile_once(self, key: ObjectKey) -> None:
         reconcile_id = uuid.uuid4().hex[:8]
+        fields = {self._subject: key.name, "namespace": key.namespace or None}
+        with log_context(**fields):
+            await self._reconcile_once(key, reconcile_id)
+
+    async def _reconcile_once(self, key: ObjectKey, reconcile_id: str) -> None:
         started = time.monotonic()
         outcome = "success"
         try:
@@ -255,6 +265,7 @@ class ControllerBuilder:
             metrics=self._source.metrics,
             clock=self._source.clock,
             max_concurrent=self._max_concurrent,
+            subject=self._for.kind.lower(),
         )
         for informer, keys in self._watches:
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,11 @@ from kaito_common.api.labels import (
     LABEL_ZONE,
 )
 from kaito_common.api.nodeclaim import NODECLAIM_VERSION
-from kaito_common.api.workspace import WORKSPACE_STORAGE_VERSION, WORKSPACE_VERSIONS
+from kaito_common.api.workspace import (
+    V1ALPHA1_DEFAULT_INSTANCE_TYPE,
+    WORKSPACE_STORAGE_VERSION,
+    WORKSPACE_VERSIONS,
+)
 from kaito_common.crdgen.schema import JSONSchema, structural_schema
 
 
@@ -49,6 +54,10 @@ class CRDDefinition:
     printer_columns: tuple[PrinterColumn, ...] = ()
     status_subresource: bool = True
     annotations: dict[str, str] = field(default_factory=dict)
+    # Schema defaults that only one version carries: version -> (property path, value).
+    version_defaults: dict[str, tuple[tuple[tuple[str, ...], Any], ...]] = field(
+        default_factory=dict
+    )
 
     @property
     def name(self) -> str:
@@ -90,6 +99,10 @@ WORKSPACE_CRD = CRDDefinition(
         PrinterColumn("State", ".status.state", priority=1),
         _AGE,
     ),
+    # As upstream's v1alpha1 (a kubebuilder default on that version only).
+    version_defaults={
+        "v1alpha1": ((("resource", "instanceType"), V1ALPHA1_DEFAULT_INSTANCE_TYPE),),
+    },
 )
 
 NODECLAIM_CRD = CRDDefinition(
@@ -141,6 +154,19 @@ def openapi_schema(definition: CRDDefinition) -> JSONSchema:
     return schema
 
 
+def _with_defaults(
+    schema: JSONSchema, defaults: tuple[tuple[tuple[str, ...], Any], ...]
+) -> JSONSchema:
+    """A copy of ``schema`` with ``default`` set at each property path."""
+    out = copy.deepcopy(schema)
+    for path, value in defaults:
+        node = out
+        for key in path:
+            node = node["properties"][key]
+        node["default"] = value
+    return out
+
+
 def crd_document(definition: CRDDefinition) -> dict[str, Any]:
     """The CustomResourceDefinition object for ``definition``."""
     schema = openapi_schema(definition)
@@ -160,7 +186,11 @@ def crd_document(definition: CRDDefinition) -> dict[str, Any]:
             "name": version,
             "served": True,
             "storage": version == definition.storage_version,
-            "schema": {"openAPIV3Schema": schema},
+            "schema": {
+                "openAPIV3Schema": _with_defaults(
+                    schema, definition.version_defaults.get(version, ())
+                )
+            },
         }
         if definition.printer_columns:
             entry["additionalPrinterColumns"] = [c.to_dict() for c in definition.printer_columns]
@@ -177,7 +207,8 @@ def crd_document(definition: CRDDefinition) -> dict[str, Any]:
         "versions": versions,
     }
     if len(definition.versions) > 1:
-        # Identical schemas: the API server converts by rewriting apiVersion only.
+        # Same fields in every version (defaults aside): the API server converts by rewriting
+        # apiVersion only.
         spec["conversion"] = {"strategy": "None"}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

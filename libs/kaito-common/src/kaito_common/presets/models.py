@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TuningMethod = Literal["lora", "qlora"]
-WeightsDelivery = Literal["preset-image", "model-image"]
+WeightsDelivery = Literal["download", "model-image", "volume"]
 RuntimeName = Literal["transformers", "vllm"]
 ParamValue = str | int | float | bool | None
 
@@ -19,18 +19,23 @@ class _Strict(BaseModel):
 
 class ModelSource(_Strict):
     repo: str = Field(description="Hugging Face repo id, e.g. microsoft/Phi-3-mini-4k-instruct.")
-    revision: str = Field(default="main", description="Git revision of the repo to fetch.")
+    revision: str = Field(
+        default="main",
+        description="The commit of the repo to fetch (real presets pin a 40-hex commit).",
+    )
     image: str | None = Field(
         default=None,
         description="The image holding the weights, when not the registry's default name.",
     )
     delivery: WeightsDelivery = Field(
-        default="preset-image",
+        default="download",
         description=(
-            "preset-image: the weights sit next to the runtime in the preset image "
-            "(<registry>/kaito-<name>:<tag>, Kaito's classic images). model-image: the weights "
-            "alone in a model image (<registry>/kaito-model-<name>:<tag>) that an init container "
-            "copies into the pod's weights volume; the pod runs the project's runtime image."
+            "How the weights reach the pod's weights volume by default. download: an init "
+            "container in the runtime image downloads the repository at `revision` from the "
+            "Hugging Face hub (HF_ENDPOINT) at start. model-image: an init container copies them "
+            "from a weights-only OCI image (<registry>/kaito-model-<name>:<tag>, `make "
+            "model-image`). volume: a volume the user gives holds them. A Workspace may choose "
+            "another with the kaito.sh/weights-source annotation."
         ),
     )
     local_path: str | None = Field(

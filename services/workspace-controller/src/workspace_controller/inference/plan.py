@@ -44,6 +44,7 @@ class InferencePlan:
     affinity: NodeAffinity
     runner_access: RunnerAccess = field(default_factory=RunnerAccess)
     weights: ModelWeights = field(default_factory=ModelWeights)
+    hf_endpoint: str = ""
 
 
 def render_params(params: dict[str, ParamValue]) -> list[str]:
@@ -61,6 +62,10 @@ def render_params(params: dict[str, ParamValue]) -> list[str]:
         else:
             flags.append(f"{flag}={value}")
     return flags
+
+
+def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
 
 
 def private_image(ws: Workspace) -> str | None:
@@ -119,9 +124,18 @@ def inference_plan(
     options = inference.preset.preset_options
     adapters = tuple(inference.adapters or ())
     # Adapter images are pulled by the tuning runner (their secrets are mounted for it), not by
-    # the kubelet: only the model image's secrets are image pull secrets of the pod.
-    pull_secrets = tuple((options.image_pull_secrets if options else None) or ())
-    image, weights = images.resolve(preset, images.server_for(runtime), private_image(ws))
+    # the kubelet: the pod's pull secrets are the operator's (runtime images) and the private
+    # weights image's.
+    pull_secrets = _unique(
+        images.pull_secrets + tuple((options.image_pull_secrets if options else None) or ())
+    )
+    image, weights = images.resolve(
+        preset,
+        images.server_for(runtime),
+        workspace=ws.metadata.name or "",
+        annotations=ws.metadata.annotations or {},
+        private_image=private_image(ws),
+    )
     gpus = gpu_request(sku, preset)
     shape = ServerShape(runtime, bool(adapters), gpus, ws.resource.count, config_map is not None)
     return InferencePlan(
@@ -142,4 +156,5 @@ def inference_plan(
         affinity=node_affinity(ws, provisioned),
         runner_access=images.runner_access,
         weights=weights,
+        hf_endpoint=images.hf_endpoint,
     )

@@ -1,7 +1,7 @@
 """The pod of an inference workload: one inference-server container on the GPU node(s).
 
-Init containers fill its volumes first: the model's weights when they come in a model image
-(`weights_copy.py`), then one puller per adapter image.
+Init containers fill its volumes first: the model's weights, downloaded or copied from a weights
+image (`weights_volume.py`), then one puller per adapter image.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from workspace_controller.manifests.runner import (
     secret_volume,
     tmp_volume,
 )
-from workspace_controller.manifests.weights_copy import (
+from workspace_controller.manifests.runner_access import SERVER_LOG_FORMAT_ENV, log_format_env
+from workspace_controller.manifests.weights_volume import (
     weights_init_containers,
     weights_mounts,
     weights_volumes,
@@ -110,8 +111,13 @@ def pod_template(plan: InferencePlan) -> Obj:
         mounts.append({"name": "config", "mountPath": CONFIG_DIR, "readOnly": True})
     volumes += weights_volumes(plan.weights) + adapter_volumes
     mounts += weights_mounts(plan.weights) + adapter_mounts
-    inits = weights_init_containers(plan.weights) + inits
-    env = list(adapter_env)
+    inits = (
+        weights_init_containers(
+            plan.weights, plan.hf_endpoint, plan.model_access_secret, plan.runner_access.log_format
+        )
+        + inits
+    )
+    env = list(adapter_env) + log_format_env(SERVER_LOG_FORMAT_ENV, plan.runner_access.log_format)
     if plan.model_access_secret:
         env.append(hf_token_env(plan.model_access_secret))
     container: Obj = {

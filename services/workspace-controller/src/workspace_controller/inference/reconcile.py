@@ -37,9 +37,12 @@ from workspace_controller.manifests.configmap import (
     inference_params_copy,
 )
 from workspace_controller.manifests.images import ImageSettings
+from workspace_controller.manifests.model_weights import ModelWeights, WeightsSourceError
 from workspace_controller.manifests.placement import node_affinity
+from workspace_controller.status.events import StatusEventRecorder
 from workspace_controller.status.observations import Observations, Observed
 from workspace_controller.status.pods import classify_pods
+from workspace_controller.weights_cache import ensure_weights_claim
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ class InferenceReconciler:
         self._client = client
         self._caches = caches
         self._events = events
+        self._status_events = StatusEventRecorder(events)
         self._options = options
 
     async def _apply(self, kind: Kind, manifest: Obj, live: Obj | None) -> Obj | None:
@@ -106,9 +110,9 @@ class InferenceReconciler:
 
     def _workload(
         self, ws: Workspace, owner: Obj, want: WorkloadInputs, config_map: str | None
-    ) -> tuple[Kind, Obj]:
-        """(kind, manifest) of the workload: the preset's Deployment or StatefulSet, or a
-        Deployment of the user's template."""
+    ) -> tuple[Kind, Obj, ModelWeights | None]:
+        """(kind, manifest, weights) of the workload: the preset's Deployment or StatefulSet, or
+        a Deployment of the user's template (no weights of ours)."""
         assert ws.inference is not None
         revision = str(want.revision)
         if want.preset is None:
@@ -121,7 +125,7 @@ class InferenceReconciler:
                 revision=revision,
                 affinity=node_affinity(ws, want.provisioned),
             )
-            return DEPLOYMENT, manifest
+            return DEPLOYMENT, manifest, None
         plan = inference_plan(
             ws,
             want.preset,
@@ -133,8 +137,8 @@ class InferenceReconciler:
             provisioned=want.provisioned,
         )
         if want.preset.multi_node:
-            return STATEFUL_SET, statefulset_manifest(plan, owner)
-        return DEPLOYMENT, deployment_manifest(plan, owner)
+            return STATEFUL_SET, statefulset_manifest(plan, owner), plan.weights
+        return DEPLOYMENT, deployment_manifest(plan, owner), plan.weights
 
     async def _apply_workload(self, ws_obj: Obj, kind: Kind, manifest: Obj, revision: int) -> Obj:
         """Apply the workload; the object as the API server has it (or as wanted)."""
@@ -187,6 +191,17 @@ class InferenceReconciler:
         multi_node = want.preset is not None and want.preset.multi_node
         config_map = await self._config_map(ws, owner)
         await self._services(ws, owner, multi_node)
-        kind, manifest = self._workload(ws, owner, want, config_map)
+        try:
+            kind, manifest, weights = self._workload(ws, owner, want, config_map)
+        except WeightsSourceError as err:
+            obs.set(C.INFERENCE_READY, Observed("False", "InvalidWeightsSource", str(err)))
+            await self._status_events.record(ws_obj, obs)
+            return False
+        if weights is not None and kind is DEPLOYMENT:
+            name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
+            await ensure_weights_claim(self._client, weights, name, namespace, owner, FIELD_MANAGER)
         workload = await self._apply_workload(ws_obj, kind, manifest, want.revision)
-        return await self._observe(ws, workload, obs)
+        done = await self._observe(ws, workload, obs)
+        # Nodes and pods are observed now: tell of what changed (ready, or why not).
+        await self._status_events.record(ws_obj, obs)
+        return done

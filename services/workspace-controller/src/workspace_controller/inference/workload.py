@@ -14,6 +14,11 @@ from workspace_controller.manifests.placement import (
     NodeAffinity,
     affinity_manifest,
 )
+from workspace_controller.manifests.weights_claim import (
+    uses_weights_cache,
+    weights_claim_template,
+)
+from workspace_controller.manifests.weights_copy import WEIGHTS_VOLUME
 
 
 def _metadata(name: str, namespace: str, owner: Obj, revision: str) -> Obj:
@@ -46,7 +51,8 @@ def deployment_manifest(plan: InferencePlan, owner: Obj) -> Obj:
 
 
 def statefulset_manifest(plan: InferencePlan, owner: Obj) -> Obj:
-    return {
+    template = pod_template(plan)
+    manifest: Obj = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": _metadata(plan.name, plan.namespace, owner, plan.revision),
@@ -56,9 +62,15 @@ def statefulset_manifest(plan: InferencePlan, owner: Obj) -> Obj:
             "serviceName": headless_service_name(plan.name),
             "selector": {"matchLabels": {L.LABEL_WORKSPACE: plan.name}},
             "updateStrategy": {"type": "RollingUpdate"},
-            "template": pod_template(plan),
+            "template": template,
         },
     }
+    if uses_weights_cache(plan.weights):
+        # One weights cache per pod (they run on different nodes), from a claim template.
+        spec = template["spec"]
+        spec["volumes"] = [v for v in spec["volumes"] if v["name"] != WEIGHTS_VOLUME]
+        manifest["spec"]["volumeClaimTemplates"] = [weights_claim_template(plan.weights, plan.name)]
+    return manifest
 
 
 def template_deployment_manifest(

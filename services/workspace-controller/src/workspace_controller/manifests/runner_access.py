@@ -6,6 +6,7 @@ datasets on an in-cluster MinIO or an internal registry sets them on the control
 (`--tuning-allowed-data-networks`, `--tuning-plain-http-registries`,
 `--tuning-ca-bundle-config-map`), and every runner container (the tuning Job's fetch and push
 steps, the inference pods' adapter pulls) gets them as the runner's `KAITO_TUNING_*` settings.
+The controller's own `--log-format json` reaches every runner container the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ CA_VOLUME = "kaito-ca-bundle"
 CA_DIR = "/etc/kaito/ca"
 CA_KEY = "ca.crt"
 CA_FILE = f"{CA_DIR}/{CA_KEY}"
+RUNNER_LOG_FORMAT_ENV = "KAITO_TUNING_LOG_FORMAT"
+SERVER_LOG_FORMAT_ENV = "KAITO_LOG_FORMAT"
+
+
+def log_format_env(variable: str, log_format: str) -> list[Obj]:
+    """`variable=json` for JSON logs; nothing for text, each service's default."""
+    return [{"name": variable, "value": log_format}] if log_format != "text" else []
 
 
 @dataclass(frozen=True)
@@ -29,10 +37,12 @@ class RunnerAccess:
     plain_http_registries: tuple[str, ...] = ()
     # A ConfigMap in the workspace's namespace whose `ca.crt` the runner trusts (private CAs).
     ca_bundle_config_map: str | None = None
+    # The controller's log format: the runner's containers log the same way (text or json).
+    log_format: str = "text"
 
     def env(self) -> list[Obj]:
         """The runner's settings, as JSON lists where the runner reads lists."""
-        env: list[Obj] = []
+        env: list[Obj] = log_format_env(RUNNER_LOG_FORMAT_ENV, self.log_format)
         if self.allowed_data_networks:
             value = json.dumps(list(self.allowed_data_networks))
             env.append({"name": "KAITO_TUNING_ALLOWED_DATA_NETWORKS", "value": value})

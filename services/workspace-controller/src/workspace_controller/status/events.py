@@ -76,8 +76,9 @@ def _event(cond: Obj) -> WorkspaceEvent | None:
 
 def status_events(old: Obj, new: Obj) -> list[WorkspaceEvent]:
     """The Events for the conditions of `new` whose (status, reason) differ from `old`'s, in
-    condition order; the same reason and message reported by two conditions (the Job's failure
-    on JobStarted and on the summary) is one Event."""
+    condition order; one reason reported by two conditions (the Job's failure on JobStarted and
+    on the summary, a NodeClaim's launch failure on ResourceReady and NodeClaimReady) is one
+    Event, the first condition's."""
     before = list(old.get("conditions") or [])
     found: list[WorkspaceEvent] = []
     for cond in new.get("conditions") or []:
@@ -85,9 +86,7 @@ def status_events(old: Obj, new: Obj) -> list[WorkspaceEvent]:
         if (prior.get("status"), prior.get("reason")) == (cond.get("status"), cond.get("reason")):
             continue
         event = _event(cond)
-        if event is not None and all(
-            (e.reason, e.message) != (event.reason, event.message) for e in found
-        ):
+        if event is not None and all(e.reason != event.reason for e in found):
             found.append(event)
     return found
 

@@ -1,7 +1,7 @@
 """The tuning Job `<ws>`: fetch (init) -> trainer -> pusher, or fetch -> trainer for a volume.
 
-A preset whose weights come in a model image first gets the `model-weights` init container that
-copies them into the trainer's weights volume (`weights_copy.py`).
+The trainer's weights volume is filled first, by an init container that downloads the preset's
+repository or copies a weights image (`weights_volume.py`).
 
 For an output image the trainer is the last init container and the pusher the main container:
 init containers run one after the other, each only after the previous one succeeded, so the push
@@ -28,7 +28,7 @@ from workspace_controller.manifests.runner import (
     tmp_mount,
     tmp_volume,
 )
-from workspace_controller.manifests.weights_copy import (
+from workspace_controller.manifests.weights_volume import (
     weights_init_containers,
     weights_mounts,
     weights_volumes,
@@ -123,7 +123,9 @@ def _pusher(plan: TuningPlan) -> Obj:
 
 
 def job_pod_spec(plan: TuningPlan) -> Obj:
-    inits = weights_init_containers(plan.weights)
+    inits = weights_init_containers(
+        plan.weights, plan.hf_endpoint, plan.model_access_secret, plan.runner_access.log_format
+    )
     if plan.fetches:
         inits.append(_fetch(plan))
     if plan.pushes:

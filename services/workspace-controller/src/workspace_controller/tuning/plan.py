@@ -19,7 +19,11 @@ from workspace_controller.manifests.images import ImageSettings
 from workspace_controller.manifests.model_weights import ModelWeights, hf_token_env
 from workspace_controller.manifests.placement import NodeAffinity, gpu_request, node_affinity
 from workspace_controller.manifests.runner import pull_secret_dir, runner_argv
-from workspace_controller.manifests.runner_access import RunnerAccess
+from workspace_controller.manifests.runner_access import (
+    RUNNER_LOG_FORMAT_ENV,
+    RunnerAccess,
+    log_format_env,
+)
 
 MOUNT_ROOT = "/mnt"
 DATA_DIR = "/mnt/data"
@@ -41,7 +45,8 @@ class TuningPlan:
     preset_name: str
     trainer_image: str
     runner_image: str
-    image_pull_secrets: tuple[str, ...]  # kubelet pulls of the trainer image (preset options)
+    # Kubelet pulls: the runtime image (the operator's secrets), a private weights image's.
+    image_pull_secrets: tuple[str, ...]
     gpus: int
     config_map: str
     output_dir: str
@@ -61,6 +66,7 @@ class TuningPlan:
     affinity: NodeAffinity
     runner_access: RunnerAccess = field(default_factory=RunnerAccess)
     weights: ModelWeights = field(default_factory=ModelWeights)
+    hf_endpoint: str = ""
 
     @property
     def fetches(self) -> bool:
@@ -133,6 +139,7 @@ def trainer_env(plan: TuningPlan) -> list[Obj]:
         )
     if plan.model_access_secret:
         env.append(hf_token_env(plan.model_access_secret))
+    env += log_format_env(RUNNER_LOG_FORMAT_ENV, plan.runner_access.log_format)
     return env
 
 
@@ -162,9 +169,14 @@ def tuning_plan(
     assert tuning is not None
     options = tuning.preset.preset_options
     source, destination = tuning.input, tuning.output
-    # The trainer runs the preset image (weights and runtimes together), or the tuning runner
-    # image with the weights copied from a model image.
-    image, weights = images.resolve(preset, images.runner, private_image(ws))
+    # The trainer runs the tuning runner image; the weights reach its weights volume first.
+    image, weights = images.resolve(
+        preset,
+        images.runner,
+        workspace=ws.metadata.name or "",
+        annotations=ws.metadata.annotations or {},
+        private_image=private_image(ws),
+    )
     return TuningPlan(
         name=ws.metadata.name or "",
         namespace=ws.metadata.namespace or "",
@@ -172,7 +184,11 @@ def tuning_plan(
         preset_name=preset.name,
         trainer_image=image,
         runner_image=images.runner,
-        image_pull_secrets=tuple((options.image_pull_secrets if options else None) or ()),
+        image_pull_secrets=tuple(
+            dict.fromkeys(
+                images.pull_secrets + tuple((options.image_pull_secrets if options else None) or ())
+            )
+        ),
         gpus=gpu_request(sku, preset),
         config_map=config_map,
         output_dir=output_dir,
@@ -192,4 +208,5 @@ def tuning_plan(
         affinity=node_affinity(ws, provisioned),
         runner_access=images.runner_access,
         weights=weights,
+        hf_endpoint=images.hf_endpoint,
     )

@@ -27,12 +27,15 @@ from workspace_controller.caches import Caches
 from workspace_controller.kinds import FIELD_MANAGER
 from workspace_controller.manifests.configmap import TUNING_TEMPLATES, tuning_params_copy
 from workspace_controller.manifests.images import ImageSettings
+from workspace_controller.manifests.model_weights import WeightsSourceError
+from workspace_controller.status.events import StatusEventRecorder
 from workspace_controller.status.observations import Observations, Observed
 from workspace_controller.tuning.config import TuningConfigError, output_dir_of
 from workspace_controller.tuning.job import job_manifest
 from workspace_controller.tuning.plan import TRAINER_CONTAINER, tuning_plan
 from workspace_controller.tuning.progress import ProgressSource
 from workspace_controller.tuning.status import JobView, observe_job
+from workspace_controller.weights_cache import ensure_weights_claim
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ class TuningReconciler:
         self._client = client
         self._caches = caches
         self._events = events
+        self._status_events = StatusEventRecorder(events)
         self._progress = progress
         self._options = options
 
@@ -97,6 +101,7 @@ class TuningReconciler:
         if objects.is_deleting(job):
             return False
         await self._observe(ws, ws_obj, job, obs)
+        await self._status_events.record(ws_obj, obs)
         return True
 
     async def reconcile(
@@ -111,7 +116,34 @@ class TuningReconciler:
         provisioned: bool,
         obs: Observations,
     ) -> bool:
-        """Apply the ConfigMap and the Job and observe them; True once the Job has finished."""
+        """Apply the ConfigMap and the Job and observe them; True once the Job has finished.
+        The status changes worth telling (the trainer started, a pod or the Job failed, the
+        config was rejected) are recorded as Events on the way out."""
+        done = await self._converge(
+            ws,
+            ws_obj,
+            owner,
+            preset=preset,
+            sku=sku,
+            revision=revision,
+            provisioned=provisioned,
+            obs=obs,
+        )
+        await self._status_events.record(ws_obj, obs)
+        return done
+
+    async def _converge(
+        self,
+        ws: Workspace,
+        ws_obj: Obj,
+        owner: Obj,
+        *,
+        preset: Preset | None,
+        sku: GPUSku | None,
+        revision: int,
+        provisioned: bool,
+        obs: Observations,
+    ) -> bool:
         assert ws.tuning is not None
         if preset is None:
             self._pending(obs, "False", "UnsupportedPreset", "The tuning preset is unknown")
@@ -129,18 +161,26 @@ class TuningReconciler:
         except TuningConfigError as err:
             self._pending(obs, "False", "InvalidTuningConfig", str(err))
             return False
-        plan = tuning_plan(
-            ws,
-            preset,
-            sku,
-            revision=want,
-            images=self._options.images,
-            config_map=config_map,
-            output_dir=output_dir,
-            metrics_port=self._options.metrics_port,
-            allow_loopback=self._options.allow_loopback,
-            backoff_limit=self._options.backoff_limit,
-            provisioned=provisioned,
+        try:
+            plan = tuning_plan(
+                ws,
+                preset,
+                sku,
+                revision=want,
+                images=self._options.images,
+                config_map=config_map,
+                output_dir=output_dir,
+                metrics_port=self._options.metrics_port,
+                allow_loopback=self._options.allow_loopback,
+                backoff_limit=self._options.backoff_limit,
+                provisioned=provisioned,
+            )
+        except WeightsSourceError as err:
+            self._pending(obs, "False", "InvalidWeightsSource", str(err))
+            return False
+        name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
+        await ensure_weights_claim(
+            self._client, plan.weights, name, namespace, owner, FIELD_MANAGER
         )
         await self._create(ws_obj, job_manifest(plan, owner), want, obs)
         return False

@@ -16,12 +16,23 @@ from kaito_common.controller.objects import Obj
 from kaito_common.presets import Catalog, inference_fit_errors, tuning_fit_errors
 from kaito_common.urlguard import UnsafeURLError, URLPolicy, check_url
 from workspace_controller.inference.runtime import RUNTIMES, runtime_errors, select_runtime
+from workspace_controller.manifests.model_weights import WeightsSourceError, weights_source
+from workspace_controller.webhook.sku_policy import unknown_sku_accepted, unknown_sku_warning
+from workspace_controller.webhook.upstream_keys import upstream_key_errors
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 IMAGE_REFERENCE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._\-/:@]*$")
 TUNING_METHODS = ("lora", "qlora")
 IMMUTABLE = "field is immutable"
+# Upstream Kaito's modelAccessSecret messages (v0.12), kept word for word.
+SECRET_REQUIRED = (
+    "This preset is private and requires a modelAccessSecret with HF_TOKEN key under "
+    "presetOptions to download the model"
+)
+SECRET_NOT_NEEDED = (
+    "This preset does not require a modelAccessSecret with HF_TOKEN key under presetOptions"
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,7 @@ def validate_annotations(obj: Obj) -> list[str]:
             f"metadata.annotations[{L.ANNOTATION_NODE_IMAGE_FAMILY}]: unsupported node image "
             f"family {family!r}; use one of {', '.join(L.NODE_IMAGE_FAMILIES)}"
         )
-    return errors
+    return errors + upstream_key_errors(obj)
 
 
 def validate_resource(obj: Obj, ctx: RuleContext) -> list[str]:
@@ -78,7 +89,7 @@ def validate_resource(obj: Obj, ctx: RuleContext) -> list[str]:
                 "resource.instanceType: instanceType is required when node auto-provisioning "
                 "is enabled"
             )
-    elif ctx.catalog.sku(instance_type) is None:
+    elif ctx.catalog.sku(instance_type) is None and not unknown_sku_accepted(instance_type):
         errors.append(
             f"resource.instanceType: Unsupported instance type {instance_type}. Supported SKUs: "
             f"{', '.join(ctx.catalog.sku_names())}"
@@ -160,7 +171,51 @@ def _runtime_errors(obj: Obj, ctx: RuleContext, preset: Any) -> list[str]:
     runtime = select_runtime(annotation, preset, ctx.vllm_gate)
     adapters = list((obj.get("inference") or {}).get("adapters") or [])
     strengths = [None if a.get("strength") is None else str(a["strength"]) for a in adapters]
-    return runtime_errors(runtime, preset, strengths)
+    errors = runtime_errors(runtime, preset, strengths)
+    if runtime not in preset.runtimes and preset.runtimes and not errors:
+        # A vLLM-only preset (gpt-oss, deepseek-v3/r1, mistral-large) on transformers.
+        why = "" if ctx.vllm_gate else " (the vLLM feature gate is off in this controller)"
+        errors.append(
+            f"inference.preset.name: preset {preset.name} runs only on "
+            f"{', '.join(sorted(preset.runtimes))}, not on {runtime}{why}"
+        )
+    return errors
+
+
+def _private_image(preset_spec: Obj) -> str | None:
+    """The private weights image, as the controller reads it (inference/plan.py)."""
+    options = preset_spec.get("presetOptions") or {}
+    if preset_spec.get("accessMode") == "private" and options.get("image"):
+        return str(options["image"])
+    return None
+
+
+def _model_access_errors(obj: Obj, preset: Any, preset_spec: Obj) -> list[str]:
+    """Upstream's modelAccessSecret rules: a gated preset downloaded from the hub needs one; a
+    preset whose weights are not downloaded (model image, volume, private image) takes none."""
+    path = "inference.preset.presetOptions.modelAccessSecret"
+    secret = (preset_spec.get("presetOptions") or {}).get("modelAccessSecret")
+    private = _private_image(preset_spec)
+    try:
+        source = weights_source(preset, objects.annotations(obj), private is not None)
+    except WeightsSourceError as err:
+        return [str(err)]
+    if source == "download":
+        if preset.requires_model_access_secret and not secret:
+            return [f"{path}: {SECRET_REQUIRED}"]
+        return []
+    if not secret:
+        return []
+    if private is not None:
+        why = f"its weights come from the private image {private} (presetOptions.image)"
+    elif source == "model-image":
+        why = "its weights come from a model image, copied into the pod"
+    else:
+        why = "its weights come from a volume (kaito.sh/weights-source: volume)"
+    return [
+        f"{path}: {SECRET_NOT_NEEDED}: {why}, not from the Hugging Face hub, so no token is "
+        "used. Remove modelAccessSecret"
+    ]
 
 
 def validate_inference(obj: Obj, ctx: RuleContext) -> list[str]:
@@ -183,12 +238,7 @@ def validate_inference(obj: Obj, ctx: RuleContext) -> list[str]:
                 errors.append(
                     f"inference.preset.name: Model {name} is deprecated and no longer supported"
                 )
-            if preset.requires_model_access_secret and not options.get("modelAccessSecret"):
-                errors.append(
-                    "inference.preset.presetOptions.modelAccessSecret: This preset requires "
-                    "authentication and needs a modelAccessSecret with HF_TOKEN key under "
-                    "presetOptions to download the model"
-                )
+            errors += _model_access_errors(obj, preset, preset_spec)
             errors += _fit_errors(obj, ctx, preset, None)
             errors += _runtime_errors(obj, ctx, preset)
         if preset_spec.get("accessMode") == "private" and not options.get("image"):
@@ -301,7 +351,7 @@ def validate_immutable(old: Obj, new: Obj) -> list[str]:
     if old_tun and new_tun:
         if old_tun.get("preset") != new_tun.get("preset"):
             errors.append(f"tuning.preset: {IMMUTABLE}")
-        if old_tun.get("method") != new_tun.get("method"):
+        if str(old_tun.get("method") or "").lower() != str(new_tun.get("method") or "").lower():
             errors.append(f"tuning.method: {IMMUTABLE}")
     return errors
 
@@ -319,6 +369,15 @@ def spec_changed(old: Obj, new: Obj) -> bool:
     return any(old.get(k) != new.get(k) for k in ("resource", "inference", "tuning")) or (
         _user_annotations(old) != _user_annotations(new)
     )
+
+
+def admission_warnings(obj: Obj, ctx: RuleContext) -> list[str]:
+    """What the user should know about an accepted Workspace (AdmissionReview warnings)."""
+    instance_type = str((obj.get("resource") or {}).get("instanceType") or "")
+    known = ctx.catalog.sku(instance_type) is not None
+    if instance_type and not known and unknown_sku_accepted(instance_type):
+        return [unknown_sku_warning(instance_type)]
+    return []
 
 
 def validate_update(old: Obj, new: Obj, ctx: RuleContext) -> list[str]:

@@ -23,6 +23,7 @@ from workspace_controller.webhook.configmaps import ConfigMapReader, check_confi
 from workspace_controller.webhook.registration import WEBHOOK_PATH
 from workspace_controller.webhook.rules import (
     RuleContext,
+    admission_warnings,
     spec_changed,
     validate_create,
     validate_update,
@@ -62,8 +63,14 @@ class WorkspaceValidator:
             errors = await check_config_maps(obj, self._config_maps)
         return errors
 
+    def warnings(self, request: Obj) -> list[str]:
+        """Warnings for an accepted CREATE (kubectl prints them); none for other operations."""
+        if request.get("operation") != "CREATE":
+            return []
+        return admission_warnings(request.get("object") or {}, self._ctx)
 
-def review_response(uid: str, errors: list[str]) -> Obj:
+
+def review_response(uid: str, errors: list[str], warnings: list[str] | None = None) -> Obj:
     response: Obj = {"uid": uid, "allowed": not errors}
     if errors:
         response["status"] = {
@@ -71,6 +78,8 @@ def review_response(uid: str, errors: list[str]) -> Obj:
             "reason": "Invalid",
             "message": "; ".join(errors),
         }
+    elif warnings:
+        response["warnings"] = list(warnings)
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
@@ -129,8 +138,11 @@ def build_app(validator: WorkspaceValidator) -> web.Application:
             if err.uid:
                 return web.json_response(review_response(err.uid, [message]))
             return web.json_response({"error": message}, status=400)
+        warnings: list[str] = []
         try:
             errors = await validator.errors(admission)
+            if not errors:
+                warnings = validator.warnings(admission)
         except Exception as err:  # fail closed, with a reason a person can act on
             log.exception("Validation failed uid=%s", uid)
             errors = [f"the workspace webhook could not validate the request: {err}"]
@@ -142,7 +154,7 @@ def build_app(validator: WorkspaceValidator) -> web.Application:
             not errors,
             (time.monotonic() - started) * 1000,
         )
-        return web.json_response(review_response(uid, errors))
+        return web.json_response(review_response(uid, errors, warnings))
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -34,8 +34,10 @@ from workspace_controller.nodes.assessment import NodeAssessment, NodeRequest, a
 from workspace_controller.nodes.provisioner import NodeClaimCreator, label_accelerator
 from workspace_controller.revision.sync import sync_revision
 from workspace_controller.status.compute import compute_status
+from workspace_controller.status.events import StatusEventRecorder
 from workspace_controller.status.observations import Observations, Observed
 from workspace_controller.tuning.reconcile import TuningReconciler
+from workspace_controller.webhook.sku_policy import unknown_sku_accepted
 from workspace_controller.workspace.deletion import delete_nodeclaims
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class WorkspaceReconciler:
         self._inference = inference
         self._tuning = tuning
         self._events = events
+        self._status_events = StatusEventRecorder(events)
         self._options = options
 
     async def reconcile(self, key: ObjectKey) -> Result | None:
@@ -93,6 +96,7 @@ class WorkspaceReconciler:
             result = await self._converge(key, ws_obj, obs)
         except SpecError as err:
             obs.set(C.WORKSPACE_SUCCEEDED, Observed("False", err.reason, str(err)))
+            await self._status_events.record(ws_obj, obs)
         except Exception as err:
             obs.error = str(err) or type(err).__name__
             await self._write_status(ws_obj, obs, quiet=True)
@@ -111,7 +115,8 @@ class WorkspaceReconciler:
 
     def _lookup(self, ws: Workspace) -> tuple[Preset | None, GPUSku | None]:
         sku = self._catalog.sku(ws.resource.instance_type) if ws.resource.instance_type else None
-        if ws.resource.instance_type and sku is None and not self._options.byo:
+        known_or_accepted = sku is not None or unknown_sku_accepted(ws.resource.instance_type or "")
+        if ws.resource.instance_type and not known_or_accepted and not self._options.byo:
             raise SpecError(
                 "UnsupportedInstanceType",
                 f"Unsupported instance type {ws.resource.instance_type}",
@@ -152,6 +157,7 @@ class WorkspaceReconciler:
                 "Unknown", "WaitingForResources", "Waiting for the nodes to be ready"
             )
             obs.set(C.INFERENCE_READY if obs.is_inference else C.JOB_STARTED, waiting)
+            await self._status_events.record(ws_obj, obs)
             return Result(requeue_after=self._options.nodes_requeue_s)
 
         if ws.inference is not None:
