@@ -105,7 +105,13 @@ def start_registry(address: str) -> NodeRegistry:
 
 
 def start_hub(address: str) -> str:
-    model = cached_tiny_model(REPO / ".dev" / "tiny-models", arch="phi3", long_rope=True)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    cache = REPO / ".dev" / "tiny-models"
+    say(f"Building (first run) or reusing a tiny model with the Phi-3 architecture in {cache}")
+    model = cached_tiny_model(cache, arch="phi3", long_rope=True)
     port = free_port()
     hub = HostProcess(
         "hf-hub",
@@ -267,6 +273,8 @@ def call_it(cluster: Cluster) -> str:
     answer: Any = json.loads(result.stdout)
     say(f"curl -X POST http://{cluster_ip}/chat -d '{body}' (from this machine, via kube-proxy)")
     print(f"    {json.dumps(answer)[:300]}", flush=True)
+    say("(The tiny model's weights are random: the words after the prompt are noise, but every "
+        "token went through the real engine in the pod.)")  # fmt: skip
     return str(cluster_ip)
 
 
