@@ -216,12 +216,29 @@ def test_service_monitors_and_device_plugin_are_optional(helm: Helm) -> None:
     )
 
 
+def test_upstream_feature_gates_render_and_unknown_ones_pass_to_the_controller(
+    helm: Helm,
+) -> None:
+    """Upstream's values (gates as strings, gates this controller lacks) install; the controller
+    warns about the ones it ignores (settings.feature_gate_warnings)."""
+    docs = helm.template(
+        "workspace-controller.featureGates.vLLM=false",
+        "workspace-controller.featureGates.gatewayAPIInferenceExtension=true",
+    )
+    (deployment,) = [
+        d for d in of_kind(docs, "Deployment") if d["metadata"]["name"] == "workspace-controller"
+    ]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    gates = next(a for a in args if a.startswith("--feature-gates="))
+    assert gates == "--feature-gates=gatewayAPIInferenceExtension=true,vLLM=false"
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
         ("workspace-controller.nodeProvisioner=magic", "nodeProvisioner"),
         ("gpu-provisioner.cloud=gcp", "cloud"),
-        ("workspace-controller.featureGates.bogus=true", "bogus"),
+        ("workspace-controller.featureGates.vLLM=maybe", "vLLM"),
         ("workspace-controller.replicaCount=-1", "replicaCount"),
         ("crds.installNodeClaim=maybe", "installNodeClaim"),
         ("workspace-controller.typo=1", "typo"),

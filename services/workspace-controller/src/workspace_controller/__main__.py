@@ -10,7 +10,11 @@ from pydantic import ValidationError
 
 from kaito_common.logs import configure_logging
 from workspace_controller.app import WorkspaceApp
-from workspace_controller.settings import ControllerSettings, parse_settings
+from workspace_controller.settings import (
+    ControllerSettings,
+    feature_gate_warnings,
+    parse_settings,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"workspace-controller: invalid settings: {err}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    logging.getLogger(__name__).info(
+    log = logging.getLogger(__name__)
+    for warning in feature_gate_warnings(settings.feature_gates):
+        log.warning("%s", warning)
+    log.info(
         "Starting workspace controller nodeProvisioner=%s testPresets=%s",
         "byo" if settings.byo else settings.node_provisioner,
         settings.enable_test_presets,

@@ -42,23 +42,47 @@ def split_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def parse_feature_gates(text: str) -> dict[str, bool]:
-    """`a=true,b=false` -> {a: True, b: False} over the defaults; unknown names are an error."""
-    gates = dict(KNOWN_FEATURE_GATES)
-    unknown: list[str] = []
+# Upstream Kaito's other gates: accepted so that upstream values install, but what they turn on
+# does not exist here yet (a warning at start says so when one is set to true).
+UPSTREAM_ONLY_GATES = frozenset(
+    {"enableInferenceSetController", "gatewayAPIInferenceExtension", "ensureNodeClass"}
+)
+
+
+def _gate_items(text: str) -> list[tuple[str, bool]]:
+    items: list[tuple[str, bool]] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition("=")
-        name = name.strip()
-        if name not in KNOWN_FEATURE_GATES:
-            unknown.append(name)
-            continue
         if not sep or value.strip().lower() not in ("true", "false"):
-            raise ValueError(f"feature gate {name} needs =true or =false, got {part!r}")
-        gates[name] = value.strip().lower() == "true"
-    if unknown:
-        known = ", ".join(sorted(KNOWN_FEATURE_GATES))
-        raise ValueError(f"invalid feature gate(s) {', '.join(unknown)}; known gates: {known}")
+            raise ValueError(f"feature gate {name.strip()} needs =true or =false, got {part!r}")
+        items.append((name.strip(), value.strip().lower() == "true"))
+    return items
+
+
+def parse_feature_gates(text: str) -> dict[str, bool]:
+    """`a=true,b=false` over the defaults. Names this controller does not know are left out
+    (`feature_gate_warnings` tells of them), as upstream Kaito's controller does."""
+    gates = dict(KNOWN_FEATURE_GATES)
+    for name, value in _gate_items(text):
+        if name in KNOWN_FEATURE_GATES:
+            gates[name] = value
     return gates
+
+
+def feature_gate_warnings(text: str) -> list[str]:
+    """One line per gate that was given but changes nothing here."""
+    warnings: list[str] = []
+    known = ", ".join(sorted(KNOWN_FEATURE_GATES))
+    for name, value in _gate_items(text):
+        if name in UPSTREAM_ONLY_GATES:
+            if value:
+                warnings.append(
+                    f"feature gate {name}=true is upstream Kaito's and not supported here yet; "
+                    "ignored (docs/compatibility.md)"
+                )
+        elif name not in KNOWN_FEATURE_GATES:
+            warnings.append(f"unknown feature gate {name} ignored; known gates: {known}")
+    return warnings
 
 
 class ControllerSettings(BaseSettings):

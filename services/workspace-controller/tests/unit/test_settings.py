@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from workspace_controller.manifests.runner_access import RunnerAccess
-from workspace_controller.settings import parse_settings
+from workspace_controller.settings import feature_gate_warnings, parse_settings
 
 
 def test_flags_and_gates() -> None:
@@ -24,9 +24,17 @@ def test_vllm_gate_is_on_by_default_and_names_the_vllm_server_image() -> None:
     assert s.vllm_server_image == "other.io/vllm:3"
 
 
-def test_unknown_gate_is_rejected() -> None:
-    with pytest.raises(ValidationError, match="invalid feature gate"):
-        parse_settings(["--feature-gates=noSuchGate=true"])
+def test_unknown_and_upstream_only_gates_are_ignored_with_a_warning() -> None:
+    """As upstream's controller: an unknown gate does not stop the controller."""
+    text = "noSuchGate=true,gatewayAPIInferenceExtension=true,ensureNodeClass=false,vLLM=false"
+    settings = parse_settings([f"--feature-gates={text}"])
+    assert not settings.vllm_gate
+    warnings = feature_gate_warnings(settings.feature_gates)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("unknown feature gate noSuchGate ignored")
+    assert "gatewayAPIInferenceExtension=true is upstream Kaito's" in warnings[1]
+    with pytest.raises(ValidationError, match="needs =true or =false"):
+        parse_settings(["--feature-gates=vLLM=maybe"])
 
 
 def test_kaito_gate_for_byo() -> None:

@@ -91,7 +91,7 @@ the tag defaults to the chart's appVersion); each can be named on its own instea
 {{- define "wc.featureGates" -}}
 {{- $gates := list -}}
 {{- range $name, $on := .Values.featureGates -}}
-{{- $gates = append $gates (printf "%s=%t" $name $on) -}}
+{{- $gates = append $gates (printf "%s=%v" $name $on) -}}
 {{- end -}}
 {{- join "," $gates -}}
 {{- end -}}
