@@ -26,6 +26,12 @@ from workspace_controller.manifests.images import (
 from workspace_controller.manifests.runner_access import RunnerAccess
 
 NodeProvisionerMode = Literal["karpenter-nodeclaims", "byo"]
+# Upstream Kaito's names: its gpu-provisioner (AKS agent pools) and Karpenter both fulfil the
+# NodeClaims the controller creates, which is what karpenter-nodeclaims means here.
+NODE_PROVISIONER_ALIASES: dict[str, str] = {
+    "azure-gpu-provisioner": "karpenter-nodeclaims",
+    "karpenter": "karpenter-nodeclaims",
+}
 
 # Feature gate name -> default. Kaito's gates that this controller understands.
 KNOWN_FEATURE_GATES: dict[str, bool] = {
@@ -103,7 +109,9 @@ class ControllerSettings(BaseSettings):
         None, description="Kubeconfig file; unset: the in-cluster configuration"
     )
     node_provisioner: NodeProvisionerMode = Field(
-        "karpenter-nodeclaims", description="karpenter-nodeclaims, or byo (existing nodes only)"
+        "karpenter-nodeclaims",
+        description="karpenter-nodeclaims, or byo (existing nodes only); upstream's "
+        "azure-gpu-provisioner and karpenter mean karpenter-nodeclaims",
     )
     node_class_group: str = Field("kaito.sh", description="NodeClaim nodeClassRef group")
     node_class_kind: str = Field("KaitoNodeClass", description="NodeClaim nodeClassRef kind")
@@ -217,6 +225,11 @@ class ControllerSettings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text or JSON (docs/observability.md)"
     )
+
+    @field_validator("node_provisioner", mode="before")
+    @classmethod
+    def _upstream_provisioner_names(cls, value: object) -> object:
+        return NODE_PROVISIONER_ALIASES.get(value, value) if isinstance(value, str) else value
 
     @field_validator("feature_gates")
     @classmethod

@@ -126,3 +126,9 @@ def test_runner_access_is_off_by_default_and_validated() -> None:
     assert s.url_policy.allowed_hosts == frozenset({"minio.storage.svc"})
     with pytest.raises(ValidationError, match="allow-list entry"):
         parse_settings(["--tuning-allowed-data-networks=metadata.google.internal"])
+
+
+@pytest.mark.parametrize("upstream", ["azure-gpu-provisioner", "karpenter"])
+def test_upstreams_node_provisioner_names(upstream: str) -> None:
+    settings = parse_settings([f"--node-provisioner={upstream}"])
+    assert settings.node_provisioner == "karpenter-nodeclaims" and not settings.byo
