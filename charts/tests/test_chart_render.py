@@ -233,6 +233,33 @@ def test_upstream_feature_gates_render_and_unknown_ones_pass_to_the_controller(
     assert gates == "--feature-gates=gatewayAPIInferenceExtension=true,vLLM=false"
 
 
+def test_upstreams_gpu_provisioner_value_names(helm: Helm) -> None:
+    """replicas, settings.azure.clusterName and workloadIdentity.* as upstream names them."""
+    docs = helm.template(
+        "gpu-provisioner.replicas=2",
+        "gpu-provisioner.settings.azure.clusterName=aks-1",
+        "gpu-provisioner.workloadIdentity.clientId=client-1",
+        "gpu-provisioner.workloadIdentity.tenantId=tenant-1",
+    )
+    (deployment,) = [
+        d for d in of_kind(docs, "Deployment") if d["metadata"]["name"] == "gpu-provisioner"
+    ]
+    assert deployment["spec"]["replicas"] == 2
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["AZURE_CLUSTER_NAME"] == "aks-1"
+    assert env["AZURE_CLIENT_ID"] == "client-1" and env["AZURE_TENANT_ID"] == "tenant-1"
+    (account,) = [
+        d for d in of_kind(docs, "ServiceAccount") if d["metadata"]["name"] == "gpu-provisioner"
+    ]
+    assert account["metadata"]["annotations"]["azure.workload.identity/client-id"] == "client-1"
+    assert [d["metadata"]["name"] for d in of_kind(docs, "PodDisruptionBudget")] == [
+        "gpu-provisioner"
+    ]
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

@@ -50,3 +50,24 @@ appVersion), unless image.repository / image.tag name another.
 {{- define "gp.workloadIdentity" -}}
 {{- and (eq .Values.cloud "azure") .Values.azure.workloadIdentity.enabled -}}
 {{- end -}}
+
+{{/*
+Upstream's gpu-provisioner chart names some values differently; both spellings work, ours first:
+replicas (replicaCount), settings.azure.clusterName (azure.clusterName),
+workloadIdentity.clientId / tenantId (azure.workloadIdentity.clientId, azure.tenantId).
+*/}}
+{{- define "gp.replicas" -}}
+{{- if hasKey .Values "replicas" }}{{ .Values.replicas }}{{ else }}{{ .Values.replicaCount }}{{ end -}}
+{{- end -}}
+
+{{- define "gp.clusterName" -}}
+{{- .Values.azure.clusterName | default (dig "azure" "clusterName" "" (.Values.settings | default dict)) -}}
+{{- end -}}
+
+{{- define "gp.clientId" -}}
+{{- .Values.azure.workloadIdentity.clientId | default (dig "clientId" "" (.Values.workloadIdentity | default dict)) -}}
+{{- end -}}
+
+{{- define "gp.tenantId" -}}
+{{- .Values.azure.tenantId | default (dig "tenantId" "" (.Values.workloadIdentity | default dict)) -}}
+{{- end -}}
