@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,11 @@ def test_workspace_crd_shape() -> None:
     versions = {v["name"]: v for v in spec["versions"]}
     assert versions.keys() == {"v1alpha1", "v1beta1"}
     assert versions["v1beta1"]["storage"] and not versions["v1alpha1"]["storage"]
-    assert versions["v1alpha1"]["schema"] == versions["v1beta1"]["schema"]
+    # The schemas are the same but for upstream's v1alpha1 default of resource.instanceType.
+    alpha = copy.deepcopy(versions["v1alpha1"]["schema"])
+    instance_type = alpha["openAPIV3Schema"]["properties"]["resource"]["properties"]["instanceType"]
+    assert instance_type.pop("default") == "Standard_NC24ads_A100_v4"
+    assert alpha == versions["v1beta1"]["schema"]
     cols = [
         c["name"] for c in versions["v1alpha1"]["additionalPrinterColumns"] if "priority" not in c
     ]

@@ -37,6 +37,7 @@ from kaito_common.controller.manager import Manager, ManagerSettings
 from kaito_common.controller.objects import Obj
 from kaito_common.controller.store import StoreReader
 from kaito_common.presets import load_catalog
+from kaito_common.presets.hub_client import HuggingFaceHubSource
 from workspace_controller.caches import Caches
 from workspace_controller.inference.reconcile import InferenceOptions, InferenceReconciler
 from workspace_controller.kinds import FIELD_MANAGER, VALIDATING_WEBHOOK_CONFIGURATION
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 
 BY_WORKER_NODE = "workerNode"
 COMPONENT = "workspace-controller"
+# One request to the Hugging Face hub when a repo id is resolved as a preset.
+HUB_TIMEOUT_S = 10.0
 
 
 async def _client_configuration(kubeconfig: str | None) -> Configuration:
@@ -246,6 +249,7 @@ class WorkspaceApp:
                 inference_requeue_s=s.inference_requeue_s,
                 tuning_requeue_s=s.tuning_requeue_s,
             ),
+            hub=HuggingFaceHubSource(s.hf_endpoint, timeout_s=HUB_TIMEOUT_S),
         )
 
     async def build(self) -> Manager:

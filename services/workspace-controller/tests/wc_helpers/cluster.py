@@ -15,6 +15,7 @@ from typing import Any
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import NODE, Kind
 from kaito_testing.controlplane import ControlPlane
+from kaito_testing.hfhub import LocalHub
 from kaito_testing.kwok import node_manifest
 from kaito_testing.ports import free_port
 
@@ -24,6 +25,18 @@ WEBHOOK_CONFIG = "validation.workspace.kaito.sh"
 RELEASE_NAMESPACE = "kaito-test-release"
 WORKSPACE = Kind("kaito.sh", "v1beta1", "workspaces", "Workspace")
 NODECLAIM = Kind("karpenter.sh", "v1", "nodeclaims", "NodeClaim", namespaced=False)
+
+
+_HUB: LocalHub | None = None
+
+
+def session_hub() -> LocalHub:
+    """The local Hugging Face hub every controller process of the session reads repo-id presets
+    from (`--hf-endpoint`), started on first use; tests add their repositories to it."""
+    global _HUB
+    if _HUB is None:
+        _HUB = LocalHub().start()
+    return _HUB
 
 
 def install_crds(plane: ControlPlane) -> None:
@@ -64,7 +77,8 @@ class ControllerProcess:
             "--nodes-requeue-s=0.5", "--inference-requeue-s=0.5", "--tuning-requeue-s=0.5",
             f"--tuning-metrics-port={self.tuning_metrics_port}",
             "--tuning-progress-timeout-s=0.5",
-            f"--release-namespace={RELEASE_NAMESPACE}", *self.extra,
+            f"--release-namespace={RELEASE_NAMESPACE}", f"--hf-endpoint={session_hub().url}",
+            *self.extra,
         ]  # fmt: skip
 
     def start(self) -> None:

@@ -42,6 +42,9 @@ ANNOTATION_NODE_IMAGE_FAMILY: Final = "kaito.sh/node-image-family"
 ANNOTATION_WEIGHTS_SOURCE: Final = "kaito.sh/weights-source"
 ANNOTATION_WEIGHTS_VOLUME_CLAIM: Final = "kaito.sh/weights-volume-claim"
 ANNOTATION_WEIGHTS_HOST_PATH: Final = "kaito.sh/weights-host-path"
+# The commit of a Hugging Face repository named as preset: set by the controller on first
+# resolution (the pods download it), changed by the user to move to another commit.
+ANNOTATION_MODEL_REVISION: Final = "kaito.sh/model-revision"
 
 RUNTIME_TRANSFORMERS: Final = "transformers"
 RUNTIME_VLLM: Final = "vllm"

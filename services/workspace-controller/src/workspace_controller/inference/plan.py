@@ -94,7 +94,8 @@ def inference_command(preset: Preset, shape: ServerShape) -> list[str]:
         "-m",
         "inference_server",
         f"--model={preset.source.local_path or WEIGHTS_DIR}",
-        f"--served-model-name={preset.name}",
+        # A Hugging Face repo named as preset is served under its id as written.
+        f"--served-model-name={preset.source.repo if '/' in preset.name else preset.name}",
         f"--port={SERVER_PORT}",
         f"--engine={runtime}",
     ]

@@ -14,6 +14,7 @@ from kaito_common.api.workspace import MAX_ADAPTERS
 from kaito_common.controller import objects
 from kaito_common.controller.objects import Obj
 from kaito_common.presets import Catalog, inference_fit_errors, tuning_fit_errors
+from kaito_common.presets.hub_model import is_repo_id
 from kaito_common.urlguard import UnsafeURLError, URLPolicy, check_url
 from workspace_controller.inference.runtime import RUNTIMES, runtime_errors, select_runtime
 from workspace_controller.manifests.model_weights import WeightsSourceError, weights_source
@@ -218,6 +219,16 @@ def _model_access_errors(obj: Obj, preset: Any, preset_spec: Obj) -> list[str]:
     ]
 
 
+def _hub_repo_errors(obj: Obj, name: str) -> list[str]:
+    source = objects.annotations(obj).get(L.ANNOTATION_WEIGHTS_SOURCE, "").strip().lower()
+    if source == "image":
+        return [
+            f"metadata.annotations[{L.ANNOTATION_WEIGHTS_SOURCE}]: the Hugging Face repository "
+            f"{name} is not a catalog preset and has no weights image; use download or volume"
+        ]
+    return []
+
+
 def validate_inference(obj: Obj, ctx: RuleContext) -> list[str]:
     inference = obj.get("inference") or {}
     errors: list[str] = []
@@ -231,7 +242,11 @@ def validate_inference(obj: Obj, ctx: RuleContext) -> list[str]:
         name = str(preset_spec.get("name") or "")
         preset = _preset(ctx, name)
         options = preset_spec.get("presetOptions") or {}
-        if preset is None:
+        if preset is None and is_repo_id(name):
+            # A Hugging Face repository: the controller reads it from the hub (no network
+            # here); its GPU fit and gate are reported in the Workspace's conditions.
+            errors += _hub_repo_errors(obj, name)
+        elif preset is None:
             errors.append(f"inference.preset.name: Unsupported inference preset name {name}")
         else:
             if preset.deprecated:

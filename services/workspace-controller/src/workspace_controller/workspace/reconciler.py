@@ -26,12 +26,14 @@ from kaito_common.controller.meta import add_finalizer, controller_reference, re
 from kaito_common.controller.objects import Obj
 from kaito_common.controller.status import patch_status_if_changed
 from kaito_common.presets import Catalog, GPUSku, Preset
+from kaito_common.presets.hub_model import HubModelSource
 from workspace_controller.caches import Caches
 from workspace_controller.inference.reconcile import InferenceReconciler, WorkloadInputs
 from workspace_controller.inference.runtime import select_runtime
 from workspace_controller.manifests.placement import node_affinity
 from workspace_controller.nodes.assessment import NodeAssessment, NodeRequest, assess
 from workspace_controller.nodes.provisioner import NodeClaimCreator, label_accelerator
+from workspace_controller.presets_resolver import PresetError, PresetResolver
 from workspace_controller.revision.sync import sync_revision
 from workspace_controller.status.compute import compute_status
 from workspace_controller.status.events import StatusEventRecorder
@@ -72,10 +74,12 @@ class WorkspaceReconciler:
         tuning: TuningReconciler,
         events: EventRecorder,
         options: ReconcilerOptions,
+        hub: HubModelSource | None = None,
     ) -> None:
         self._client = client
         self._caches = caches
         self._catalog = catalog
+        self._presets = PresetResolver(catalog, hub, client)
         self._creator = creator
         self._inference = inference
         self._tuning = tuning
@@ -95,7 +99,9 @@ class WorkspaceReconciler:
             ws_obj = await add_finalizer(self._client, WORKSPACE, ws_obj, L.FINALIZER_WORKSPACE)
             result = await self._converge(key, ws_obj, obs)
         except SpecError as err:
-            obs.set(C.WORKSPACE_SUCCEEDED, Observed("False", err.reason, str(err)))
+            refused = Observed("False", err.reason, str(err))
+            obs.set(C.WORKSPACE_SUCCEEDED, refused)
+            obs.summary = refused  # the reason itself, not a summary of the other conditions
             await self._status_events.record(ws_obj, obs)
         except Exception as err:
             obs.error = str(err) or type(err).__name__
@@ -113,7 +119,7 @@ class WorkspaceReconciler:
                 raise
             log.warning("Status not written workspace=%s error=%r", ws_obj["metadata"]["name"], err)
 
-    def _lookup(self, ws: Workspace) -> tuple[Preset | None, GPUSku | None]:
+    async def _lookup(self, ws: Workspace, ws_obj: Obj) -> tuple[Preset | None, GPUSku | None]:
         sku = self._catalog.sku(ws.resource.instance_type) if ws.resource.instance_type else None
         known_or_accepted = sku is not None or unknown_sku_accepted(ws.resource.instance_type or "")
         if ws.resource.instance_type and not known_or_accepted and not self._options.byo:
@@ -121,14 +127,10 @@ class WorkspaceReconciler:
                 "UnsupportedInstanceType",
                 f"Unsupported instance type {ws.resource.instance_type}",
             )
-        spec = (ws.inference.preset if ws.inference else None) or (
-            ws.tuning.preset if ws.tuning else None
-        )
-        if spec is None:
-            return None, sku
-        preset = self._catalog.preset(spec.name)
-        if preset is None:
-            raise SpecError("UnsupportedPreset", f"Unsupported preset name {spec.name}")
+        try:  # the catalog, or a Hugging Face repo id read from the hub
+            preset = await self._presets.resolve(ws, ws_obj, sku)
+        except PresetError as err:
+            raise SpecError(err.reason, str(err)) from err
         return preset, sku
 
     def _runtime(self, ws: Workspace, preset: Preset | None) -> str:
@@ -144,7 +146,7 @@ class WorkspaceReconciler:
         owner = controller_reference(ws_obj)
         revision = await sync_revision(self._client, self._caches.revisions, ws_obj, owner)
         ws_obj = revision.workspace
-        preset, sku = self._lookup(ws)
+        preset, sku = await self._lookup(ws, ws_obj)
         obs.target_node_count = ws.resource.count
         if ws.tuning is not None and await self._tuning.report_if_finished(
             ws, ws_obj, revision.number, obs
