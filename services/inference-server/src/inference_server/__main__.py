@@ -18,11 +18,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from inference_server.app import build_app
-    from inference_server.engine.factory import create_engine
+    from inference_server.engine.factory import create_engine, settings_for_engine
+    from inference_server.kaito_config import KaitoConfigError
     from inference_server.settings import parse_settings
     from kaito_common.logs import configure_logging, uvicorn_log_config
 
     settings = parse_settings(argv)
+    try:
+        settings = settings_for_engine(settings)
+    except KaitoConfigError as err:
+        print(f"inference-server: {err}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format)
     _route_transformers_logs()
     if passive:

@@ -70,8 +70,9 @@ class ServerSettings(BaseSettings):
     local_files_only: bool = Field(True, description="Never reach a model hub")
     kaito_config_file: Path | None = Field(
         None,
-        description="Kaito's inference_config.yaml (/mnt/config); the vllm engine takes its "
-        "`vllm` section as engine arguments, the transformers engine ignores it",
+        description="Kaito's inference_config.yaml (/mnt/config): the vllm engine takes its "
+        "`vllm` section as engine arguments, the transformers engine its `transformers` "
+        "section as settings (max-model-len, max-num-seqs, ...) over these flags",
     )
     tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs one replica spans")
     pipeline_parallel_size: int = Field(

@@ -67,10 +67,11 @@ def test_vllm_command_follows_upstreams_runtime() -> None:
     assert "--kaito-config-file=/mnt/config/inference_config.yaml" in command
     assert "--dtype=float16" in command and "--max-model-len=4096" in command
     assert not any("kaito-config-file" in f for f in _command(obj, "vllm", config_map=None))
-    # The transformers engine's flags are unchanged.
+    # The transformers engine reads the same file (its `transformers:` section), no vLLM flags.
     transformers = _command(obj, "transformers")
     assert "--engine=transformers" in transformers
-    assert not any(f.startswith(("--tensor-parallel", "--kaito-config")) for f in transformers)
+    assert "--kaito-config-file=/mnt/config/inference_config.yaml" in transformers
+    assert not any(f.startswith("--tensor-parallel") for f in transformers)
 
 
 def test_multi_node_preset_gets_pipeline_parallelism() -> None:

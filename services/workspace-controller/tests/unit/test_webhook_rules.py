@@ -159,3 +159,22 @@ async def test_inference_config_map() -> None:
         {("default", "params"): {"data": {"inference_config.yaml": "max_length: 10"}}}
     )
     assert await check_config_maps(obj, good) == []
+
+
+async def test_max_model_len_within_the_presets_token_limit() -> None:
+    obj = phi3()  # phi-3-mini-4k-instruct: token limit 4096
+    obj["inference"]["config"] = "params"
+
+    def reader(text: str) -> FakeConfigMapReader:
+        return FakeConfigMapReader(
+            {("default", "params"): {"data": {"inference_config.yaml": text}}}
+        )
+
+    ok = reader("vllm: {max-model-len: 4096}\ntransformers: {max-model-len: 96}\n")
+    assert await check_config_maps(obj, ok, CTX.catalog) == []
+    (error,) = await check_config_maps(
+        obj, reader("transformers: {max-model-len: 8192}"), CTX.catalog
+    )
+    assert "transformers.max-model-len 8192 is larger than the preset's token limit 4096" in error
+    (error,) = await check_config_maps(obj, reader("vllm: {max_model_len: -1}"), CTX.catalog)
+    assert "vllm.max-model-len must be a positive integer" in error

@@ -14,32 +14,19 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from inference_server.engine.types import AdapterInfo
+from inference_server.kaito_config import VLLM_SECTION, section
 from inference_server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
-VLLM_SECTION = "vllm"
 OWNED_BY_SERVER = frozenset({"model", "served_model_name", "tokenizer"})
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM can preallocate for
 
 
 def read_vllm_section(path: Path | None) -> dict[str, Any]:
     """The `vllm` mapping of an inference_config.yaml, keys in Python form (`max_model_len`)."""
-    if path is None:
-        return {}
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read the Kaito config file {path}: {exc}") from exc
-    if not isinstance(document, dict):
-        raise ValueError(f"the Kaito config file {path} must hold a YAML mapping")
-    section = document.get(VLLM_SECTION) or {}
-    if not isinstance(section, dict):
-        raise ValueError(f"`{VLLM_SECTION}` in {path} must be a mapping of engine arguments")
-    return {str(k).lstrip("-").replace("-", "_"): v for k, v in section.items()}
+    return section(path, VLLM_SECTION)
 
 
 def lora_rank(adapters: Sequence[AdapterInfo]) -> int:

@@ -103,8 +103,8 @@ def inference_command(preset: Preset, shape: ServerShape) -> list[str]:
         command.append(f"--adapters-dir={ADAPTERS_DIR}")
     if runtime == L.RUNTIME_VLLM:
         command += parallelism_flags(shape.gpus_per_node, shape.nodes, preset.multi_node)
-        if shape.has_config:  # its `vllm:` section holds engine arguments
-            command.append(f"--kaito-config-file={CONFIG_DIR}/{INFERENCE_CONFIG_KEY}")
+    if shape.has_config:  # each engine reads its section (`vllm:`, `transformers:`)
+        command.append(f"--kaito-config-file={CONFIG_DIR}/{INFERENCE_CONFIG_KEY}")
     params = preset.runtimes.get(runtime) or {}  # type: ignore[call-overload]
     return command + render_params(params)
 

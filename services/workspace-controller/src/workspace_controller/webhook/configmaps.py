@@ -8,6 +8,7 @@ import yaml
 
 from kaito_common.controller import objects
 from kaito_common.controller.objects import Obj
+from kaito_common.presets import Catalog
 from workspace_controller.manifests.configmap import INFERENCE_CONFIG_KEY as INFERENCE_KEY
 
 TUNING_KEY = "training_config.yaml"
@@ -33,7 +34,9 @@ def _not_found(name: str, namespace: str) -> str:
     return f"ConfigMap '{name}' specified in 'config' not found in namespace '{namespace}'"
 
 
-def check_inference_config(config_map: Obj | None, name: str, namespace: str) -> list[str]:
+def check_inference_config(
+    config_map: Obj | None, name: str, namespace: str, token_limit: int | None = None
+) -> list[str]:
     path = "inference.config"
     if config_map is None:
         return [f"{path}: {_not_found(name, namespace)}"]
@@ -41,10 +44,36 @@ def check_inference_config(config_map: Obj | None, name: str, namespace: str) ->
     if text is None:
         return [f"{path}: ConfigMap '{name}' has no key {INFERENCE_KEY}"]
     try:
-        yaml.safe_load(text)
+        document = yaml.safe_load(text)
     except yaml.YAMLError as err:
         return [f"{path}: {INFERENCE_KEY} in ConfigMap '{name}' is not valid YAML: {err}"]
-    return []
+    return _check_max_model_len(
+        document, f"{path}: {INFERENCE_KEY} in ConfigMap '{name}'", token_limit
+    )
+
+
+def _check_max_model_len(document: Any, where: str, token_limit: int | None) -> list[str]:
+    """Each engine section's max-model-len: a positive integer within the preset's token limit."""
+    errors: list[str] = []
+    if not isinstance(document, dict):
+        return errors
+    for section in ("vllm", "transformers"):
+        values = document.get(section)
+        if not isinstance(values, dict):
+            continue
+        value = values.get("max-model-len", values.get("max_model_len"))
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            errors.append(
+                f"{where}: {section}.max-model-len must be a positive integer, got {value!r}"
+            )
+        elif token_limit is not None and value > token_limit:
+            errors.append(
+                f"{where}: {section}.max-model-len {value} is larger than the preset's token "
+                f"limit {token_limit}"
+            )
+    return errors
 
 
 def _bool_or_none(value: Any) -> bool:
@@ -94,14 +123,23 @@ def check_tuning_config(
     return errors
 
 
-async def check_config_maps(obj: Obj, reader: ConfigMapReader) -> list[str]:
+async def check_config_maps(
+    obj: Obj, reader: ConfigMapReader, catalog: Catalog | None = None
+) -> list[str]:
     namespace = objects.namespace(obj)
     inference = obj.get("inference") or {}
     tuning = obj.get("tuning") or {}
     errors: list[str] = []
     if inference.get("config"):
         name = str(inference["config"])
-        errors += check_inference_config(await reader.get(namespace, name), name, namespace)
+        preset = (
+            catalog.preset(str((inference.get("preset") or {}).get("name") or ""))
+            if catalog
+            else None
+        )
+        limit = preset.token_limit if preset is not None else None
+        config_map = await reader.get(namespace, name)
+        errors += check_inference_config(config_map, name, namespace, limit)
     if tuning.get("config"):
         name = str(tuning["config"])
         method = str(tuning.get("method") or "").lower()

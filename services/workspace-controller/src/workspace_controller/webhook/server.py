@@ -60,7 +60,7 @@ class WorkspaceValidator:
         else:
             return []
         if not errors:
-            errors = await check_config_maps(obj, self._config_maps)
+            errors = await check_config_maps(obj, self._config_maps, self._ctx.catalog)
         return errors
 
     def warnings(self, request: Obj) -> list[str]:
