@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import pytest
     from transformers import PreTrainedModel
 
-Arch = Literal["llama", "phi3"]
+Arch = Literal["llama", "phi3", "qwen2", "mistral"]
 
 BOS_TOKEN = "<s>"
 EOS_TOKEN = "</s>"
@@ -212,7 +212,16 @@ def _random_model(
 ) -> PreTrainedModel:
     """The model with seeded random weights; the lm_head rows of ``silenced`` ids zeroed."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+        Phi3Config,
+        Phi3ForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     torch.manual_seed(seed)
     model: PreTrainedModel
@@ -221,8 +230,20 @@ def _random_model(
     elif arch == "phi3":
         phi3 = {"original_max_position_embeddings": 0, **config}
         model = Phi3ForCausalLM(Phi3Config(**phi3))
+    elif arch == "qwen2":
+        # Qwen2.5's shape: biased q/k/v projections (always, in Qwen2), grouped KV heads.
+        heads = config["num_attention_heads"]
+        model = Qwen2ForCausalLM(
+            Qwen2Config(**{**config, "num_key_value_heads": max(1, heads // 2)})
+        )
+    elif arch == "mistral":
+        # Mistral-7B's shape: grouped KV heads and a sliding attention window (shorter than the
+        # context here, so the window really cuts in).
+        heads = config["num_attention_heads"]
+        mistral = {**config, "num_key_value_heads": max(1, heads // 2), "sliding_window": 64}
+        model = MistralForCausalLM(MistralConfig(**mistral))
     else:
-        raise ValueError(f"unknown arch {arch!r}: expected 'llama' or 'phi3'")
+        raise ValueError(f"unknown arch {arch!r}: expected llama, phi3, qwen2 or mistral")
     # Random init uses std 0.02: the logits are then nearly flat. A wider output layer makes
     # greedy decoding decisive, so float noise between batched and single runs cannot flip ties.
     with torch.no_grad():

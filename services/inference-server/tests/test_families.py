@@ -1,0 +1,90 @@
+"""Preset families through the transformers engine's continuous batching: for tiny models of each
+family's real architecture class and config shape, greedy output equals `model.generate()` token
+for token while requests of different lengths join and leave a running batch.
+
+- Phi-3 (phi-3-mini-4k: fused qkv_proj / gate_up_proj) and Phi-3 with LongRoPE
+  (phi-3-mini-128k's rope_scaling, short and long factors);
+- Qwen2 (qwen2.5-coder, deepseek-r1-distill-qwen: biased q/k/v, grouped KV heads);
+- Mistral (mistral-7b: grouped KV heads, a sliding attention window shorter than the prompts).
+
+The Llama family (llama-3.1, deepseek-r1-distill-llama) has the same test in test_engine.py,
+on the fast decode path. These families run the generic transformers path (`uses_fast_path` is
+False): the fast path's fused kernels are written for Llama's layout only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from inference_server.engine.transformers_engine import TransformersEngine
+from inference_server.engine.types import GenerationRequest, SamplingParams
+from inference_server.settings import ServerSettings
+from kaito_testing.tiny_model import cached_tiny_model
+
+FAMILIES = {
+    "phi3": {"arch": "phi3"},
+    "phi3-longrope": {"arch": "phi3", "long_rope": True},
+    "qwen2": {"arch": "qwen2"},
+    "mistral": {"arch": "mistral"},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+async def family(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[Path, TransformersEngine]]:
+    cache = Path.home() / ".cache" / "kaito-inference-tests" / "families"
+    model = cached_tiny_model(cache, **FAMILIES[request.param])
+    settings = ServerSettings(
+        model=model,
+        max_batch_size=4,
+        max_model_len=256,
+        adapters_dir=tmp_path_factory.mktemp("no-adapters"),
+    )
+    engine = TransformersEngine(settings)
+    await engine.start()
+    await engine.wait_ready(120)
+    yield model, engine
+    await engine.stop()
+
+
+async def _collect(eng: TransformersEngine, req: GenerationRequest, delay: float) -> list[int]:
+    await asyncio.sleep(delay)  # staggered arrivals: requests join a running batch
+    tokens: list[int] = []
+    async for out in eng.submit(req):
+        tokens.extend(out.token_ids)
+    return tokens
+
+
+async def test_greedy_matches_generate_under_continuous_batching(
+    family: tuple[Path, TransformersEngine],
+) -> None:
+    model_dir, engine = family
+    assert not engine.uses_fast_path
+    rng = random.Random(11)
+    # Prompts up to 90 tokens: past Mistral's 64-token window.
+    prompts = [[1, *(rng.randrange(4, 500) for _ in range(rng.randint(1, 90)))] for _ in range(7)]
+    lengths = [rng.randint(3, 24) for _ in prompts]
+    requests = [
+        GenerationRequest(f"g{i}", tuple(p), SamplingParams(max_tokens=n, temperature=0))
+        for i, (p, n) in enumerate(zip(prompts, lengths, strict=True))
+    ]
+    results = await asyncio.gather(
+        *(_collect(engine, r, 0.05 * (i % 4)) for i, r in enumerate(requests))
+    )
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    for prompt, req, got in zip(prompts, requests, results, strict=True):
+        want = model.generate(
+            torch.tensor([prompt]),
+            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            max_new_tokens=req.sampling.max_tokens,
+            do_sample=False,
+        )[0, len(prompt) :].tolist()
+        assert got == want, f"{model_dir.name}: a prompt of {len(prompt)} tokens diverged"
