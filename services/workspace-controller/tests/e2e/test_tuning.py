@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 from prometheus_client import start_http_server
-from wc_helpers.cluster import REPO, WORKSPACE, ControllerProcess, fulfil_claim, now_rfc3339
+from wc_helpers.cluster import (
+    REPO,
+    WORKSPACE,
+    ControllerProcess,
+    fulfil_claim,
+    now_rfc3339,
+    session_hub,
+)
 from wc_helpers.trainer import TrainerGauges
 from wc_helpers.waits import condition, printer_columns, wait_claims, wait_condition
 
@@ -110,7 +117,8 @@ async def test_seed_tuning_workspace_end_to_end(
         preset,
         CATALOG.sku("Standard_NC6s_v3"),
         revision="1",
-        images=ImageSettings(),
+        # The controller process downloads from the session's hub (--hf-endpoint).
+        images=ImageSettings(hf_endpoint=session_hub().url),
         config_map=f"{name}-tuning-params",
         output_dir="/mnt/results",
         metrics_port=controller.tuning_metrics_port,

@@ -143,3 +143,29 @@ async def test_a_cache_that_lags_behind_the_status_write_says_nothing_twice() ->
     ws["status"] = compute_status(ws, obs, T0)
     await events.record(ws, obs, T0)
     assert len(recorder.recorded) == 4
+
+
+def test_a_pod_is_unschedulable_only_after_the_schedulers_retries() -> None:
+    """A node that just joined can make the scheduler miss it once: not a problem to report
+    until the pod has stayed unschedulable for UNSCHEDULABLE_GRACE_S."""
+    import datetime as dt
+
+    from workspace_controller.status.pods import UNSCHEDULABLE_GRACE_S, classify_pods
+
+    now = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
+
+    def pod(seconds_ago: float) -> dict[str, object]:
+        changed = (now - dt.timedelta(seconds=seconds_ago)).isoformat().replace("+00:00", "Z")
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+            "lastTransitionTime": changed,
+        }
+        return {"metadata": {"name": "p"}, "status": {"conditions": [condition]}}
+
+    assert classify_pods([pod(2)], now) is None
+    problem = classify_pods([pod(UNSCHEDULABLE_GRACE_S + 1)], now)
+    assert problem is not None and problem[0] == "Unschedulable"
+    assert "Insufficient nvidia.com/gpu" in problem[1]

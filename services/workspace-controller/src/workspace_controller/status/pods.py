@@ -6,8 +6,15 @@ be pulled, a crash loop, an OOM kill, an eviction or a pod that cannot be schedu
 
 from __future__ import annotations
 
+import datetime as dt
+
 from kaito_common.controller import objects
 from kaito_common.controller.objects import Obj
+
+# The scheduler retries a pod it could not place; a node that just joined (its GPUs not yet in
+# the scheduler's cache) makes that happen for a moment. Only a pod unschedulable this long is a
+# problem to report.
+UNSCHEDULABLE_GRACE_S = 30.0
 
 _WAITING_REASONS = {
     "ErrImagePull": "ImagePullError",
@@ -20,8 +27,19 @@ _WAITING_REASONS = {
 }
 
 
-def pod_problem(pod: Obj) -> tuple[str, str] | None:
+def _since(cond: Obj, now: dt.datetime) -> float:
+    """Seconds since the condition's last transition (0 when it has no time)."""
+    stamp = str(cond.get("lastTransitionTime") or "")
+    try:
+        changed = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return (now - changed).total_seconds()
+
+
+def pod_problem(pod: Obj, now: dt.datetime | None = None) -> tuple[str, str] | None:
     """(reason, message) when a pod is failing in a way a person should hear about."""
+    now = now or dt.datetime.now(dt.UTC)
     name = objects.name(pod)
     status = pod.get("status") or {}
     if status.get("reason") == "Evicted":
@@ -31,6 +49,7 @@ def pod_problem(pod: Obj) -> tuple[str, str] | None:
             cond.get("type") == "PodScheduled"
             and cond.get("status") == "False"
             and cond.get("reason") == "Unschedulable"
+            and _since(cond, now) >= UNSCHEDULABLE_GRACE_S
         ):
             return "Unschedulable", f"Pod {name} cannot be scheduled: {cond.get('message') or ''}"
     statuses = list(status.get("initContainerStatuses") or []) + list(
@@ -76,10 +95,10 @@ def container_problem(pod_name: str, cs: Obj) -> tuple[str, str] | None:
     return reason, f"{who}: {detail}"
 
 
-def classify_pods(pods: list[Obj]) -> tuple[str, str] | None:
+def classify_pods(pods: list[Obj], now: dt.datetime | None = None) -> tuple[str, str] | None:
     """The first problem among the pods, in name order (stable messages)."""
     for pod in sorted(pods, key=objects.name):
-        problem = pod_problem(pod)
+        problem = pod_problem(pod, now)
         if problem is not None:
             return problem
     return None
