@@ -37,6 +37,7 @@ cd "$root"
 for svc in "${services[@]}"; do
   start=$(date +%s)
   echo "Building $repo/$svc:$tag"
+  previous=$(bah images --quiet --no-trunc "$repo/$svc:$tag" 2>/dev/null | head -n1 || true)
   # One Dockerfile, a target per image (hack/images/Dockerfile).
   case "$svc" in
     inference-server-vllm)
@@ -51,4 +52,10 @@ for svc in "${services[@]}"; do
   size=$(bah inspect --type image --format '{{.FromImageID}}' "$repo/$svc:$tag" >/dev/null 2>&1 && \
     bah images --format '{{.Size}}' "$repo/$svc:$tag" | head -n1)
   echo "Built $repo/$svc:$tag in $(( $(date +%s) - start ))s (size $size)"
+  # The image this tag named before goes, with the layers only it used (the ML images' torch
+  # layer is ~6 GB): the build cache keeps what the next build can reuse.
+  current=$(bah images --quiet --no-trunc "$repo/$svc:$tag" | head -n1)
+  if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+    bah rmi "$previous" >/dev/null 2>&1 && echo "  removed the image it replaced (${previous:7:12})" || true
+  fi
 done

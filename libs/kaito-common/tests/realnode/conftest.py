@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,8 @@ def node_registry(node_cluster: Cluster) -> Iterator[NodeRegistry]:
         pytest.fail(f"{err} (make pytest installs it through TEST_DEPS)")
     try:
         node.containerd.trust_plain_http(reg.registry.host)
+        # Images of earlier runs (other registry ports, superseded builds) leave the node.
+        node.containerd.prune_images((f"{reg.registry.host}/", "kaito.local/"))
         started = time.monotonic()
         out = reg.push_project_images(node_cluster.plane.work_dir / "images-push.log")
         reg.push(f"{IMAGE_REPO}/openai-client:{IMAGE_TAG}", "openai-client")
@@ -162,6 +165,10 @@ def node_registry(node_cluster: Cluster) -> Iterator[NodeRegistry]:
         yield reg
     finally:
         reg.registry.stop()
+        try:
+            reg.registry.garbage_collect()
+        except (RuntimeError, subprocess.TimeoutExpired) as err:
+            warnings.warn(f"the node registry's store keeps superseded layers: {err}", stacklevel=1)
 
 
 def seed_model() -> Path:

@@ -212,6 +212,33 @@ class Containerd:
     def image_names(self) -> list[str]:
         return [line for line in self.ctr("images", "ls", "-q").splitlines() if line]
 
+    def image_digests(self) -> dict[str, str]:
+        """Every image reference in the ``k8s.io`` namespace and its manifest digest."""
+        lines = self.ctr("images", "ls").splitlines()[1:]
+        return {parts[0]: parts[2] for parts in (line.split() for line in lines) if len(parts) > 2}
+
+    def prune_images(self, keep_prefixes: tuple[str, ...]) -> list[str]:
+        """Deletes the images no reference under ``keep_prefixes`` names, and their layers.
+
+        The image store lasts across runs (a pull unpacks only the layers that changed), so
+        without this every registry port and every superseded build would stay on disk (the
+        CRI's ``@sha256`` and image-id references of a kept image stay too). Returns the
+        references deleted."""
+        refs = self.image_digests()
+        kept = {digest for ref, digest in refs.items() if ref.startswith(keep_prefixes)}
+        stale = sorted(
+            ref
+            for ref, digest in refs.items()
+            if not ref.startswith(keep_prefixes)
+            and not (ref.startswith("sha256:") and digest in kept)
+        )
+        for ref in stale:
+            with contextlib.suppress(ContainerdError):
+                self.ctr("images", "rm", "--sync", ref, timeout=300.0)
+        if stale:
+            log.info("Deleted stale images from the node", extra={"count": len(stale)})
+        return stale
+
     def container_ids(self) -> list[str]:
         return [line for line in self.ctr("containers", "ls", "-q").splitlines() if line]
 

@@ -70,6 +70,7 @@ def build_openai_client_image(base: str, site_packages: Path, name: str) -> bool
     current = _labels(name)
     if current and current.get(_BASE_LABEL) == base_id and current.get(_MODEL_LABEL) == key:
         return False
+    previous = _image_id(name)
     container = _buildah("from", "--pull=never", base)
     try:
         for source in sources:
@@ -84,5 +85,19 @@ def build_openai_client_image(base: str, site_packages: Path, name: str) -> bool
         _buildah("commit", "--quiet", container, name)
     finally:
         subprocess.run(["buildah", "rm", container], capture_output=True, check=False)
+    if previous and previous != _image_id(name):
+        # The replaced image would keep the old inference-server layers (GiBs) on disk.
+        subprocess.run(["buildah", "rmi", previous], capture_output=True, check=False)
     log.info("Built client image", extra={"image": name, "base": base, "packages": key})
     return True
+
+
+def _image_id(name: str) -> str:
+    """The local image id ``name`` names ("" when there is none)."""
+    result = subprocess.run(
+        ["buildah", "images", "--quiet", "--no-trunc", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.split()[0] if result.returncode == 0 and result.stdout.strip() else ""

@@ -151,6 +151,26 @@ class LocalRegistry:
             self.process.kill()
             self.process.wait(timeout=timeout)
 
+    def garbage_collect(self, timeout: float = 600.0) -> str:
+        """Deletes the blobs no tagged manifest uses (the registry must be stopped): a lasting
+        store would otherwise keep every superseded layer of every run. Returns its output."""
+        binary = find_registry_binary()
+        config = self.workdir / "config.yml"
+        if binary is None or not config.exists():
+            return ""
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError("stop the registry before collecting its garbage")
+        result = subprocess.run(
+            [binary, "garbage-collect", "--delete-untagged", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"registry garbage-collect failed: {result.stderr.strip()[-500:]}")
+        return result.stdout
+
     def __enter__(self) -> LocalRegistry:
         return self.start() if self.process is None else self
 
