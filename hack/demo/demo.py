@@ -6,7 +6,7 @@ runs: the inference server is started on this machine from the controller's pod 
 `up` (the default) starts a local control plane, installs the `kaito` chart, runs both controllers
 with the chart's identities and settings (the gpu-provisioner on the kwok cloud), applies an
 inference Workspace (test-tiny-llama) and the seed's tuning Workspace, shows the objects as they
-converge, then runs the inference server exactly as the controller's Deployment says (paths
+converge, then runs the inference server exactly as the controller's StatefulSet says (paths
 remapped to a local directory) on a tiny model and calls it. Everything keeps running until
 `make demo-down` (`down`), which stops what `up` started. Every line printed reports something
 that happened.
@@ -103,8 +103,8 @@ def _remap(value: str, mounts: dict[str, Path]) -> str:
 
 def serve_like_the_pod(cluster: Cluster) -> tuple[int, str, HostProcess]:
     """Run the inference container's command, args and env from the API, paths remapped."""
-    deployment = cluster.get_json("deployment", INFERENCE_WS, "-n", NAMESPACE)
-    pod = deployment["spec"]["template"]["spec"]
+    workload = cluster.get_json("statefulset", INFERENCE_WS, "-n", NAMESPACE)
+    pod = workload["spec"]["template"]["spec"]
     container = pod["containers"][0]
     service = cluster.get_json("service", INFERENCE_WS, "-n", NAMESPACE)
     http = next(p for p in service["spec"]["ports"] if p["name"] == "http")

@@ -68,6 +68,8 @@ def test_workspace_crd_shape() -> None:
         "WorkspaceSucceeded",
         "Age",
     ]
+    beta = [c["name"] for c in versions["v1beta1"]["additionalPrinterColumns"]]
+    assert beta == [*cols[:-1], "TargetNodeCount", "State", "Age"]  # as upstream's v1beta1
     schema = versions["v1beta1"]["schema"]["openAPIV3Schema"]
     assert "spec" not in schema["properties"]
     assert {"resource", "inference", "tuning", "status"} <= schema["properties"].keys()

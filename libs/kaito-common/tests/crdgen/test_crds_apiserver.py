@@ -332,6 +332,8 @@ def test_printer_columns(
         "INFERENCEREADY",
         "JOBSTARTED",
         "WORKSPACESUCCEEDED",
+        "TARGETNODECOUNT",
+        "STATE",
         "AGE",
     ]
     assert "Standard_NC6s_v3" in out.splitlines()[1]

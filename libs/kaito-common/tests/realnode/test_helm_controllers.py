@@ -29,6 +29,7 @@ import pytest
 import yaml
 from rn_support import REPO_ROOT, SEED_PRESET
 
+from kaito_testing.earlier_release import earlier_release_deployment
 from kaito_testing.hfhub import LocalHub
 from kaito_testing.node_registry import PULL_SECRET, NodeRegistry
 from kaito_testing.toolbox_image import TOOLBOX_IMAGE
@@ -184,10 +185,10 @@ def test_inference_workspace_through_the_webhook_then_deletion(release: Any) -> 
         left = release.kubectl("get", "workspace", "tiny", "-n", ns, "--ignore-not-found")
         claim = release.kubectl("get", "nodeclaim", node, "--ignore-not-found")
         kwok_node = release.kubectl("get", "node", node, "--ignore-not-found")
-        deployment = release.kubectl("get", "deployment", "tiny", "-n", ns, "--ignore-not-found")
-        return not (left or claim or kwok_node or deployment)
+        workload = release.kubectl("get", "statefulset", "tiny", "-n", ns, "--ignore-not-found")
+        return not (left or claim or kwok_node or workload)
 
-    wait_for(gone, timeout=120.0, what="the Workspace, Deployment, NodeClaim and Node to go")
+    wait_for(gone, timeout=120.0, what="the Workspace, StatefulSet, NodeClaim and Node to go")
     release.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
@@ -316,13 +317,150 @@ def test_seed_inference_flow_on_the_real_node(
     def gone() -> bool:
         return not (
             release.kubectl("get", "workspace", name, "-n", ns, "--ignore-not-found")
-            or release.kubectl("get", "deployment,service", name, "-n", ns, "--ignore-not-found")
+            or release.kubectl("get", "statefulset,service", name, "-n", ns, "--ignore-not-found")
             or release.kubectl(
                 "get", "pods", "-n", ns, "-l", f"kaito.sh/workspace={name}", "-o", "name"
             )
         )
 
-    wait_for(gone, timeout=120.0, what="the Workspace, its Deployment, Service and pod to go")
+    wait_for(gone, timeout=120.0, what="the Workspace, its StatefulSet, Service and pod to go")
     # A BYO node is not the Workspace's to delete.
     assert release.get("node", node.name)["metadata"]["name"] == node.name
     release.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+PROBE_SCRIPT = (
+    "while true; do if wget -q -T 2 -O /dev/null {url}; then echo ok; else echo FAIL; fi; "
+    "sleep 0.2; done"
+)
+
+
+def _probe_counts(release: Any, ns: str, pod: str) -> tuple[int, int]:
+    """(answered, failed) /health probes of the prober pod so far, from its first answer on
+    (before it the Service may not have been programmed on the node yet)."""
+    lines = release.kubectl("logs", pod, "-n", ns).split()
+    lines = lines[lines.index("ok") :] if "ok" in lines else []
+    return lines.count("ok"), lines.count("FAIL")
+
+
+def _controller_replicas(release: Any, replicas: int) -> None:
+    selector = "app.kubernetes.io/name=workspace-controller"
+    (deployment,) = release.kubectl(
+        "get", "deployment", "-n", RELEASE_NS, "-l", selector, "-o", "name"
+    ).split()
+    release.kubectl("scale", deployment, "-n", RELEASE_NS, f"--replicas={replicas}")
+    release.kubectl(
+        "rollout", "status", deployment, "-n", RELEASE_NS, "--timeout=180s"
+    )  # fmt: skip
+    if replicas == 0:
+        wait_for(
+            lambda: not _pods(release, selector), timeout=120.0, what="the controller pods to go"
+        )
+
+
+def test_statefulset_rollout_and_migration_without_a_gap(
+    release: Any, node_registry: NodeRegistry, hub: LocalHub
+) -> None:
+    """Upstream's shape (StatefulSet `<ws>`, pod `<ws>-0`) with what upstream lacks: moving a
+    Workspace of the earlier release (a Deployment) over, and a revision update, both with
+    `/health` answered through the Service every 200 ms without one failure."""
+    ns = "rn-rollout"
+    name = "phi-3-rollout"
+    node = release.node
+    release.kubectl("create", "namespace", ns, check=False)
+    release.apply(node_registry.pull_secret(ns), ns)
+    release.apply(node_registry.pull_secret(ns, "extra-pull"), ns)
+    release.kubectl("wait", "--for=create", "serviceaccount/default", "-n", ns)
+    node.label({"apps": name, "node.kubernetes.io/instance-type": SKU, "accelerator": "nvidia"})
+    node.advertise_gpus(2)  # room for the surge pod beside the serving one
+    workspace = {
+        "apiVersion": "kaito.sh/v1beta1",
+        "kind": "Workspace",
+        "metadata": {"name": name, "annotations": {"kaito.sh/runtime": "transformers"}},
+        "resource": {"instanceType": SKU, "labelSelector": {"matchLabels": {"apps": name}}},
+        "inference": {"preset": {"name": SEED_PRESET}},
+    }
+    release.apply(yaml.safe_dump(workspace), ns)
+    sts = f"statefulset/{name}"
+    try:
+        release.kubectl("wait", "--for=create", sts, "-n", ns, "--timeout=60s")
+        release.kubectl("rollout", "status", sts, "-n", ns, "--timeout=600s")
+        (pod,) = release.get("pods", "-n", ns, "-l", f"kaito.sh/workspace={name}")["items"]
+        assert pod["metadata"]["name"] == f"{name}-0"
+        assert release.get("service", f"{name}-headless", "-n", ns)["spec"]["clusterIP"] == "None"
+
+        cluster_ip = release.get("service", name, "-n", ns)["spec"]["clusterIP"]
+        script = PROBE_SCRIPT.format(url=f"http://{cluster_ip}/health")
+        release.kubectl(
+            "run", "prober", "-n", ns, f"--image={TOOLBOX_IMAGE}", "--image-pull-policy=Never",
+            "--restart=Never", "--command", "--", "/bin/sh", "-c", script,
+        )  # fmt: skip
+        wait_for(
+            lambda: _probe_counts(release, ns, "prober")[0] > 5,
+            timeout=60.0,
+            what="the prober's first answers",
+            interval=1,
+        )
+
+        # The earlier release's state: the controller stopped, a Deployment <ws> serving.
+        _controller_replicas(release, 0)
+        live_ws = release.get("workspace", name, "-n", ns)
+        live_sts = release.get("statefulset", name, "-n", ns)
+        release.apply(json.dumps(earlier_release_deployment(live_ws, live_sts)), ns)
+        release.kubectl("rollout", "status", f"deployment/{name}", "-n", ns, "--timeout=300s")
+        release.kubectl("delete", "statefulset", name, "-n", ns, "--wait=true", "--timeout=120s")
+        wait_for(
+            lambda: not release.kubectl("get", "pod", f"{name}-0", "-n", ns, "--ignore-not-found"),
+            timeout=120.0,
+            what=f"pod {name}-0 to go",
+        )
+        # This release's controller takes over and moves it.
+        _controller_replicas(release, 1)
+
+        def migrated() -> bool:
+            gone = not release.kubectl("get", "deployment", name, "-n", ns, "--ignore-not-found")
+            return gone and bool(
+                release.kubectl("get", "statefulset", name, "-n", ns, "--ignore-not-found")
+            )
+
+        wait_for(migrated, timeout=600.0, what="the Deployment to give way to the StatefulSet")
+        release.kubectl("rollout", "status", sts, "-n", ns, "--timeout=300s")
+        events = release.kubectl("describe", "workspace", name, "-n", ns)
+        assert "WorkloadMigration" in events, events
+        answered, failed = _probe_counts(release, ns, "prober")
+        print(f"migration: {answered} probes answered, {failed} failed")
+        assert failed == 0, release.kubectl("logs", "prober", "-n", ns)
+
+        # A revision update: the surge pod serves while <ws>-0 is replaced.
+        patch = {"inference": {"preset": {"presetOptions": {"imagePullSecrets": ["extra-pull"]}}}}
+        release.kubectl(
+            "patch", "workspace", name, "-n", ns, "--type=merge", "-p", json.dumps(patch)
+        )
+
+        def updated() -> bool:
+            live = release.get("statefulset", name, "-n", ns)
+            secrets = live["spec"]["template"]["spec"].get("imagePullSecrets") or []
+            return (
+                {"name": "extra-pull"} in secrets
+                and live["spec"]["replicas"] == 1
+                and (live["status"].get("currentRevision") == live["status"].get("updateRevision"))
+                and live["status"].get("readyReplicas") == 1
+            )
+
+        wait_for(updated, timeout=900.0, what="the revision update to roll out", interval=2)
+        release.kubectl("rollout", "status", sts, "-n", ns, "--timeout=60s")
+        (pod,) = release.get("pods", "-n", ns, "-l", f"kaito.sh/workspace={name}")["items"]
+        assert pod["metadata"]["name"] == f"{name}-0"
+        answered, failed = _probe_counts(release, ns, "prober")
+        print(f"migration and revision update: {answered} probes answered, {failed} failed")
+        assert failed == 0, release.kubectl("logs", "prober", "-n", ns)
+    except Exception:
+        print(
+            release.kubectl("describe", "workspace,statefulset,pods", "-n", ns, check=False)[-8000:]
+        )
+        raise
+    finally:
+        _controller_replicas(release, 1)
+        node.advertise_gpus(1)
+        release.kubectl("delete", "workspace", name, "-n", ns, "--wait=false", check=False)
+        release.kubectl("delete", "namespace", ns, "--wait=false", check=False)

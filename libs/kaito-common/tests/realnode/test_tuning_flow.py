@@ -17,7 +17,7 @@ pushes; the Workspace reaches ``WorkspaceSucceeded``. An inference Workspace of 
 then serves the pushed adapter, its weights this time copied from the preset's weights image
 (``kaito.sh/weights-source: image``; ``python -m kaito_common.weights build-image``), its
 adapter pulled by its puller from the same registry. Deleting both Workspaces removes their Job,
-pods, Deployment and Service.
+pods, StatefulSet and Service.
 """
 
 from __future__ import annotations
@@ -326,19 +326,19 @@ def test_seed_tuning_flow_then_serving_the_adapter(
     assert completion["object"] == "chat.completion" and completion["model"] == ADAPTER
     assert 0 < completion["usage"]["completion_tokens"] <= 8
 
-    # Deleting the Workspaces removes their Job, pods, Deployment and Service.
+    # Deleting the Workspaces removes their Job, pods, StatefulSet and Service.
     cluster.kubectl("delete", "workspace", SEED_WS, "serve-tuned", "-n", NS, "--wait=false")
 
     def gone() -> bool:
         return not (
             cluster.kubectl("get", "workspace", "-n", NS, "-o", "name")
-            or cluster.kubectl("get", "job,deployment", "-n", NS, "-o", "name")
+            or cluster.kubectl("get", "job,statefulset", "-n", NS, "-o", "name")
             or cluster.kubectl("get", "service", "serve-tuned", "-n", NS, "--ignore-not-found")
             or cluster.kubectl("get", "pods", "-n", NS, "-l", "kaito.sh/workspace", "-o", "name")
             or cluster.kubectl("get", "pods", "-n", NS, "-l", "job-name", "-o", "name")
         )
 
-    wait_for(gone, timeout=180.0, what="the Workspaces, Job, Deployment, Service and pods to go")
+    wait_for(gone, timeout=180.0, what="the Workspaces, Job, StatefulSet, Service and pods to go")
     assert not cluster.kubectl("get", "nodeclaims", "-l", "kaito.sh/workspace", "-o", "name"), (
         "the real node is a BYO node: no NodeClaim"
     )

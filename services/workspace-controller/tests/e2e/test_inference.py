@@ -28,6 +28,7 @@ from kaito_common.controller.client import KubeClient
 from kaito_common.controller.kinds import DEPLOYMENT, NODE, POD, SERVICE, STATEFUL_SET
 from kaito_testing.controllers import eventually
 from kaito_testing.controlplane import ControlPlane
+from kaito_testing.earlier_release import earlier_release_deployment
 from workspace_controller.manifests.nodeclaim import NodeClassRef, nodeclaim_manifest
 
 pytestmark = pytest.mark.full
@@ -82,7 +83,7 @@ async def test_phi3_workspace_end_to_end(
     assert claim["spec"] == expected["spec"]
     ws = await wait_condition(kube, name, namespace, "ResourceReady", "False")
     assert "0 of 1 Ready node(s)" in condition(ws, "ResourceReady")["message"]
-    assert (await kube.get_or_none(DEPLOYMENT, name, namespace)) is None
+    assert (await kube.get_or_none(STATEFUL_SET, name, namespace)) is None
 
     # The provisioner's part: a Ready node with a GPU (2, so a rolling update can surge).
     node_name = await fulfil_claim(kube, claim, gpus=2)
@@ -92,6 +93,10 @@ async def test_phi3_workspace_end_to_end(
     assert ports == {("http", 80, 5000), ("torch", 29500, 29500)}
     (pod,) = await ready_pods(kube, name, namespace)
     assert pod["spec"]["nodeName"] == node_name and pod["status"]["phase"] == "Running"
+    # Upstream's shape: StatefulSet <ws>, pod <ws>-0, headless Service <ws>-headless.
+    assert pod["metadata"]["name"] == f"{name}-0"
+    assert (await kube.get(SERVICE, f"{name}-headless", namespace))["spec"]["clusterIP"] == "None"
+    assert "publishNotReadyAddresses" not in service["spec"]  # only Ready pods get requests
     node = await kube.get(NODE, node_name)
     assert node["metadata"]["labels"]["accelerator"] == "nvidia"
     table = control_plane.kubectl("get", "workspace", name, "-n", namespace).stdout
@@ -100,6 +105,7 @@ async def test_phi3_workspace_end_to_end(
     assert columns["RESOURCEREADY"] == "True"
     assert columns["INFERENCEREADY"] == "True"
     assert columns["WORKSPACESUCCEEDED"] == "True"
+    assert columns["TARGETNODECOUNT"] == "1" and columns["STATE"] == "Ready"
     ws = await kube.get(WORKSPACE, name, namespace)
     assert ws["status"]["workerNodes"] == [node_name] and ws["status"]["state"] == "Ready"
     assert ws["metadata"]["annotations"]["workspace.kaito.io/revision"] == "1"
@@ -113,8 +119,10 @@ async def test_phi3_workspace_end_to_end(
     await asyncio.sleep(0.5)  # let any write the reconcile would make land in the counter
     assert controller.writes() == before_writes, "a converged reconcile wrote to the API"
 
-    # Adapters change: a new revision rolls out, with a pod serving throughout.
-    old_pod = pod["metadata"]["name"]
+    # Adapters change: a new revision rolls out, with a pod serving throughout (a surge pod
+    # <ws>-1 first, then <ws>-0 replaced, then the surge pod goes).
+    old_pod = pod["metadata"]["uid"]
+    seen: set[str] = set()
     adapters = [{"source": {"name": "adapter-a", "image": "registry.local/adapter-a:1"}}]
     await kube.patch(WORKSPACE, name, {"inference": {"adapters": adapters}}, namespace)
     served_throughout = True
@@ -123,25 +131,41 @@ async def test_phi3_workspace_end_to_end(
         nonlocal served_throughout
         pods = await ready_pods(kube, name, namespace)
         served_throughout = served_throughout and bool(pods)
+        seen.update(p["metadata"]["name"] for p in pods)
+        sts = await kube.get(STATEFUL_SET, name, namespace)
         return (
-            bool(pods)
+            len(pods) == 1
             and all(
                 p["metadata"]["annotations"].get("workspace.kaito.io/revision") == "2" for p in pods
             )
-            and all(p["metadata"]["name"] != old_pod for p in pods)
+            and all(p["metadata"]["uid"] != old_pod for p in pods)
+            and sts["spec"]["replicas"] == 1
         )
 
     await eventually(rolled, timeout_s=60, interval_s=0.02, what="the rollout of revision 2")
     assert served_throughout, "no ready pod during the rollout"
-    deployment = await kube.get(DEPLOYMENT, name, namespace)
-    assert deployment["metadata"]["annotations"]["workspace.kaito.io/revision"] == "2"
-    pod_spec = deployment["spec"]["template"]["spec"]
+    assert seen == {f"{name}-0", f"{name}-1"}, seen  # the surge pod served on the way
+    sts = await kube.get(STATEFUL_SET, name, namespace)
+    assert sts["metadata"]["annotations"]["workspace.kaito.io/revision"] == "2"
+    assert sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"] == 0
+    pod_spec = sts["spec"]["template"]["spec"]
     assert [c["name"] for c in pod_spec["initContainers"]] == [
         "model-download",
         "adapter-adapter-a",
     ]
     assert {"name": "adapter-a", "value": "1.0"} in pod_spec["containers"][0]["env"]
     await wait_condition(kube, name, namespace, "WorkspaceSucceeded", "True")
+
+    # A Deployment <ws> as the earlier release made it goes once the StatefulSet serves.
+    ws_obj = await kube.get(WORKSPACE, name, namespace)
+    await kube.create(DEPLOYMENT, earlier_release_deployment(ws_obj, sts))
+
+    async def migrated() -> bool:
+        return await kube.get_or_none(DEPLOYMENT, name, namespace) is None
+
+    await eventually(migrated, timeout_s=30, what="the earlier release's Deployment to go")
+    event = await wait_event(kube, name, namespace, "WorkloadMigration")
+    assert "StatefulSet" in event["message"], event
 
     # Delete: NodeClaims and children go; the workspace is gone.
     await kube.delete(WORKSPACE, name, namespace)
@@ -150,10 +174,10 @@ async def test_phi3_workspace_end_to_end(
         return (
             await kube.get_or_none(WORKSPACE, name, namespace) is None
             and not await claims_of(kube, name, namespace)
-            and await kube.get_or_none(DEPLOYMENT, name, namespace) is None
+            and await kube.get_or_none(STATEFUL_SET, name, namespace) is None
         )
 
-    await eventually(gone, timeout_s=60, what="the workspace, its NodeClaims and Deployment gone")
+    await eventually(gone, timeout_s=60, what="the workspace, its NodeClaims and StatefulSet gone")
     await kube.delete(NODE, node_name)
 
 

@@ -14,7 +14,6 @@ from kaito_common.presets import default_catalog
 from workspace_controller.inference.plan import inference_plan, render_params
 from workspace_controller.inference.service import headless_service_manifest, service_manifest
 from workspace_controller.inference.workload import (
-    deployment_manifest,
     statefulset_manifest,
     template_deployment_manifest,
 )
@@ -63,12 +62,12 @@ def test_runtime_parameters_render_in_sorted_order() -> None:
     assert render_params(params) == ["--torch-dtype=auto", "--trust-remote-code"]
 
 
-def test_deployment_for_phi3() -> None:
+def test_statefulset_for_phi3() -> None:
     plan = _plan(phi3())
-    assert_golden("deployment-phi3", deployment_manifest(plan, controller_reference(phi3())))  # type: ignore[arg-type]
+    assert_golden("statefulset-phi3", statefulset_manifest(plan, controller_reference(phi3())))  # type: ignore[arg-type]
 
 
-def test_deployment_with_adapters_and_secret() -> None:
+def test_statefulset_with_adapters_and_secret() -> None:
     obj = phi3()
     obj["inference"]["preset"]["presetOptions"] = {
         "modelAccessSecret": "hf-token",
@@ -87,7 +86,7 @@ def test_deployment_with_adapters_and_secret() -> None:
         },
     ]
     plan = _plan(obj, provisioned=False, config_map=None)
-    assert_golden("deployment-adapters", deployment_manifest(plan, controller_reference(obj)))  # type: ignore[arg-type]
+    assert_golden("statefulset-adapters", statefulset_manifest(plan, controller_reference(obj)))  # type: ignore[arg-type]
 
 
 def test_statefulset_and_services_for_multinode() -> None:
@@ -156,7 +155,7 @@ def test_adapter_pulls_get_the_runner_access() -> None:
         ws, preset, None, runtime="transformers", revision="1",
         images=ImageSettings(runner_access=access), config_map=None, provisioned=False,
     )  # fmt: skip
-    pod = deployment_manifest(plan, controller_reference(obj))["spec"]["template"]["spec"]
+    pod = statefulset_manifest(plan, controller_reference(obj))["spec"]["template"]["spec"]
     pull = next(c for c in pod["initContainers"] if c["name"].startswith("adapter-"))
     assert {e["name"]: e["value"] for e in pull["env"]} == {
         "KAITO_TUNING_PLAIN_HTTP_REGISTRIES": '["192.0.2.2:5000"]',

@@ -20,7 +20,7 @@ from wc_helpers.workspaces import phi3, tuning
 from kaito_common.controller.meta import controller_reference
 from kaito_common.presets import default_catalog
 from workspace_controller.inference.pod import pod_template
-from workspace_controller.inference.workload import deployment_manifest, statefulset_manifest
+from workspace_controller.inference.workload import statefulset_manifest
 from workspace_controller.manifests.images import ImageSettings
 from workspace_controller.manifests.model_weights import (
     ModelWeights,
@@ -227,10 +227,10 @@ def test_private_model_image_and_its_pull_secrets() -> None:
     assert {"name": "me-pull"} in spec["imagePullSecrets"]
 
 
-def test_tiny_deployment_golden() -> None:
+def test_tiny_statefulset_golden() -> None:
     obj = _tiny_inference()
-    manifest = deployment_manifest(_inference_plan(obj), controller_reference(obj))
-    assert_golden("deployment-tiny-model-image", manifest)
+    manifest = statefulset_manifest(_inference_plan(obj), controller_reference(obj))
+    assert_golden("statefulset-tiny-model-image", manifest)
 
 
 def test_tuning_job_trains_with_the_runner_image_and_copied_weights() -> None:

@@ -58,6 +58,16 @@ class CRDDefinition:
     version_defaults: dict[str, tuple[tuple[tuple[str, ...], Any], ...]] = field(
         default_factory=dict
     )
+    # Columns that only one version shows, before the last common column (Age): version -> cols.
+    version_columns: dict[str, tuple[PrinterColumn, ...]] = field(default_factory=dict)
+
+    def columns(self, version: str) -> tuple[PrinterColumn, ...]:
+        extra = self.version_columns.get(version, ())
+        if not extra or not self.printer_columns:
+            return self.printer_columns + extra
+        shown = [c for c in self.printer_columns if not c.priority]
+        last = self.printer_columns.index(shown[-1]) if shown else len(self.printer_columns)
+        return self.printer_columns[:last] + extra + self.printer_columns[last:]
 
     @property
     def name(self) -> str:
@@ -96,9 +106,15 @@ WORKSPACE_CRD = CRDDefinition(
         _condition_column(WorkspaceConditionType.INFERENCE_READY),
         _condition_column(WorkspaceConditionType.JOB_STARTED),
         _condition_column(WorkspaceConditionType.WORKSPACE_SUCCEEDED),
-        PrinterColumn("State", ".status.state", priority=1),
         _AGE,
     ),
+    # As upstream: v1beta1 adds these two.
+    version_columns={
+        "v1beta1": (
+            PrinterColumn("TargetNodeCount", ".status.targetNodeCount", type="integer"),
+            PrinterColumn("State", ".status.state"),
+        ),
+    },
     # As upstream's v1alpha1 (a kubebuilder default on that version only).
     version_defaults={
         "v1alpha1": ((("resource", "instanceType"), V1ALPHA1_DEFAULT_INSTANCE_TYPE),),
@@ -192,8 +208,8 @@ def crd_document(definition: CRDDefinition) -> dict[str, Any]:
                 )
             },
         }
-        if definition.printer_columns:
-            entry["additionalPrinterColumns"] = [c.to_dict() for c in definition.printer_columns]
+        if columns := definition.columns(version):
+            entry["additionalPrinterColumns"] = [c.to_dict() for c in columns]
         if definition.status_subresource:
             entry["subresources"] = {"status": {}}
         versions.append(entry)

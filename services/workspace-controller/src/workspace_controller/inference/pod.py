@@ -102,6 +102,9 @@ def _adapter_parts(plan: InferencePlan) -> tuple[list[Obj], list[Obj], list[Obj]
     return inits, volumes, mounts, env
 
 
+DRAIN_S = 10
+
+
 def pod_template(plan: InferencePlan) -> Obj:
     inits, adapter_volumes, adapter_mounts, adapter_env = _adapter_parts(plan)
     volumes: list[Obj] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
@@ -137,6 +140,10 @@ def pod_template(plan: InferencePlan) -> Obj:
         "livenessProbe": _probe(3),
         "volumeMounts": mounts,
         "securityContext": {"allowPrivilegeEscalation": False},
+        # A pod that is going keeps answering while the Service's endpoints and every node's
+        # proxy rules drop it (they lag the deletion by a few seconds): no refused requests
+        # during a rolling update.
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(DRAIN_S)]}}},
     }
     if env:
         container["env"] = env

@@ -20,10 +20,12 @@ class WorkloadReadiness:
     message: str
 
 
-def workload_readiness(workload: Obj) -> WorkloadReadiness:
+def workload_readiness(workload: Obj, count: int | None = None) -> WorkloadReadiness:
+    """``count``: the replicas the Workspace asks for (a surging StatefulSet has one more)."""
     spec = workload.get("spec") or {}
     status = workload.get("status") or {}
-    desired = int(spec.get("replicas") or 0)
+    replicas = int(spec.get("replicas") or 0)
+    desired = replicas if count is None else count
     ready = int(status.get("readyReplicas") or 0)
     updated = int(status.get("updatedReplicas") or 0)
     total = int(status.get("replicas") or 0)
@@ -35,6 +37,7 @@ def workload_readiness(workload: Obj) -> WorkloadReadiness:
             observed >= generation
             and (current is None or current == status.get("updateRevision"))
             and updated >= desired
+            and replicas <= desired
         )
     else:
         rolled = observed >= generation and updated >= desired and total <= desired

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from kaito_common.api import labels as L
 from kaito_common.api.conditions import WorkspaceConditionType as C
 from kaito_common.api.workspace import Workspace
+from kaito_common.controller import objects
 from kaito_common.controller.apply import apply_if_changed
 from kaito_common.controller.client import KubeClient
 from kaito_common.controller.events import EventRecorder
 from kaito_common.controller.kinds import (
     CONFIG_MAP,
     DEPLOYMENT,
+    PERSISTENT_VOLUME_CLAIM,
     POD,
     SERVICE,
     STATEFUL_SET,
@@ -25,9 +27,9 @@ from kaito_common.presets import GPUSku, Preset
 from workspace_controller.caches import Caches
 from workspace_controller.inference.plan import inference_plan
 from workspace_controller.inference.readiness import workload_readiness
+from workspace_controller.inference.rollout import RolloutStep, rollout_step, template_revision
 from workspace_controller.inference.service import headless_service_manifest, service_manifest
 from workspace_controller.inference.workload import (
-    deployment_manifest,
     statefulset_manifest,
     template_deployment_manifest,
 )
@@ -37,12 +39,11 @@ from workspace_controller.manifests.configmap import (
     inference_params_copy,
 )
 from workspace_controller.manifests.images import ImageSettings
-from workspace_controller.manifests.model_weights import ModelWeights, WeightsSourceError
+from workspace_controller.manifests.model_weights import WeightsSourceError
 from workspace_controller.manifests.placement import node_affinity
 from workspace_controller.status.events import StatusEventRecorder
 from workspace_controller.status.observations import Observations, Observed
 from workspace_controller.status.pods import classify_pods
-from workspace_controller.weights_cache import ensure_weights_claim
 
 log = logging.getLogger(__name__)
 
@@ -96,23 +97,48 @@ class InferenceReconciler:
         await self._apply(CONFIG_MAP, manifest, live)
         return str(manifest["metadata"]["name"])
 
-    async def _services(self, ws: Workspace, owner: Obj, multi_node: bool) -> None:
+    async def _services(
+        self, ws: Workspace, owner: Obj, *, stateful: bool, multi_node: bool
+    ) -> None:
         name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
         load_balancer = (ws.metadata.annotations or {}).get(L.ANNOTATION_ENABLE_LB) == "True"
         service = service_manifest(
             name, namespace, owner, load_balancer=load_balancer, stateful=multi_node
         )
-        await self._apply(SERVICE, service, self._caches.services.get(ObjectKey(namespace, name)))
-        if multi_node:
+        live = self._caches.services.get(ObjectKey(namespace, name))
+        if live is not None and not multi_node and live["spec"].get("publishNotReadyAddresses"):
+            live = None  # an earlier release's Service: sent loading pods requests; applied anew
+        await self._apply(SERVICE, service, live)
+        if stateful:
             headless = headless_service_manifest(name, namespace, owner)
             live = self._caches.services.get(ObjectKey(namespace, headless["metadata"]["name"]))
             await self._apply(SERVICE, headless, live)
 
-    def _workload(
+    async def _pods(self, ws: Workspace) -> list[Obj]:
+        name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
+        return await self._client.list_all(
+            POD, namespace, label_selector=f"{L.LABEL_WORKSPACE}={name}"
+        )
+
+    async def _rollout_step(self, ws: Workspace, revision: str) -> RolloutStep:
+        """Where a single-node preset's surging update stands (inference/rollout.py)."""
+        name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
+        live = self._caches.statefulsets.get(ObjectKey(namespace, name))
+        count = ws.resource.count
+        surging = live is not None and int((live.get("spec") or {}).get("replicas") or 0) > count
+        pods = await self._pods(ws) if surging else []
+        step = rollout_step(live, revision, count, pods)
+        if step.message and step.phase != "steady":
+            log.info(
+                "Rollout of StatefulSet %s/%s: %s (%s)", namespace, name, step.message, step.phase
+            )
+        return step
+
+    async def _workload(
         self, ws: Workspace, owner: Obj, want: WorkloadInputs, config_map: str | None
-    ) -> tuple[Kind, Obj, ModelWeights | None]:
-        """(kind, manifest, weights) of the workload: the preset's Deployment or StatefulSet, or
-        a Deployment of the user's template (no weights of ours)."""
+    ) -> tuple[Kind, Obj]:
+        """(kind, manifest) of the workload: the preset's StatefulSet, or a Deployment of the
+        user's template."""
         assert ws.inference is not None
         revision = str(want.revision)
         if want.preset is None:
@@ -125,7 +151,7 @@ class InferenceReconciler:
                 revision=revision,
                 affinity=node_affinity(ws, want.provisioned),
             )
-            return DEPLOYMENT, manifest, None
+            return DEPLOYMENT, manifest
         plan = inference_plan(
             ws,
             want.preset,
@@ -136,9 +162,8 @@ class InferenceReconciler:
             config_map=config_map,
             provisioned=want.provisioned,
         )
-        if want.preset.multi_node:
-            return STATEFUL_SET, statefulset_manifest(plan, owner), plan.weights
-        return DEPLOYMENT, deployment_manifest(plan, owner), plan.weights
+        step = None if want.preset.multi_node else await self._rollout_step(ws, revision)
+        return STATEFUL_SET, statefulset_manifest(plan, owner, step)
 
     async def _apply_workload(self, ws_obj: Obj, kind: Kind, manifest: Obj, revision: int) -> Obj:
         """Apply the workload; the object as the API server has it (or as wanted)."""
@@ -156,23 +181,57 @@ class InferenceReconciler:
                 name,
                 revision,
             )
-            await self._events.normal(
-                ws_obj, f"Workload{verb}", f"{verb} {kind.kind} {name} at revision {revision}"
-            )
+            if live is None or template_revision(live) != template_revision(manifest):
+                await self._events.normal(
+                    ws_obj, f"Workload{verb}", f"{verb} {kind.kind} {name} at revision {revision}"
+                )
         return applied or live or manifest
 
-    async def _observe(self, ws: Workspace, workload: Obj, obs: Observations) -> bool:
-        """Set InferenceReady from the workload and, while it is not serving, its pods."""
-        readiness = workload_readiness(workload)
+    async def _migrate(self, ws: Workspace, ws_obj: Obj, workload: Obj) -> Obj | None:
+        """A Workspace of an earlier release runs a Deployment `<ws>`: it serves until the
+        StatefulSet that replaces it has rolled out, then goes. Returns the Deployment while it
+        is still there."""
+        name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
+        deployment = self._caches.deployments.get(ObjectKey(namespace, name))
+        if deployment is None or not _owned_by(deployment, ws_obj):
+            return None
+        if not workload_readiness(workload, ws.resource.count).rolled_out:
+            return deployment
+        uid = str(objects.meta(deployment).get("uid") or "")
+        if await self._client.delete(DEPLOYMENT, name, namespace, uid=uid or None):
+            message = (
+                f"Moved from Deployment {name} to StatefulSet {name}: the StatefulSet's pods are "
+                "Ready, the Deployment is deleted"
+            )
+            log.info("%s (namespace %s)", message, namespace)
+            await self._events.normal(ws_obj, "WorkloadMigration", message)
+        # The earlier release's single weights cache claim; the StatefulSet has one per pod.
+        old_claim = f"{name}-weights"
+        claim = await self._client.get_or_none(PERSISTENT_VOLUME_CLAIM, old_claim, namespace)
+        if claim is not None and _owned_by(claim, ws_obj):
+            await self._client.delete(PERSISTENT_VOLUME_CLAIM, old_claim, namespace)
+        return None
+
+    async def _observe(
+        self, ws: Workspace, workload: Obj, obs: Observations, previous: Obj | None = None
+    ) -> bool:
+        """Set InferenceReady from the workload and, while it is not serving, its pods.
+        ``previous``: the Deployment of an earlier release that serves during a migration."""
+        readiness = workload_readiness(workload, ws.resource.count)
+        if previous is not None and not readiness.rolled_out:
+            earlier = workload_readiness(previous, ws.resource.count)
+            if earlier.serving:
+                message = (
+                    f"moving to a StatefulSet: {readiness.message}; the earlier Deployment "
+                    "serves meanwhile"
+                )
+                obs.set(C.INFERENCE_READY, Observed("True", "RolloutInProgress", message))
+                return False
         if readiness.serving:
             reason = "InferenceReady" if readiness.rolled_out else "RolloutInProgress"
             obs.set(C.INFERENCE_READY, Observed("True", reason, readiness.message))
             return readiness.rolled_out
-        name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
-        pods = await self._client.list_all(
-            POD, namespace, label_selector=f"{L.LABEL_WORKSPACE}={name}"
-        )
-        problem = classify_pods(pods)
+        problem = classify_pods(await self._pods(ws))
         if problem is not None:
             reason, message = problem
             obs.set(C.INFERENCE_READY, Observed("False", reason, f"{readiness.message}; {message}"))
@@ -190,18 +249,22 @@ class InferenceReconciler:
         assert ws.inference is not None
         multi_node = want.preset is not None and want.preset.multi_node
         config_map = await self._config_map(ws, owner)
-        await self._services(ws, owner, multi_node)
+        await self._services(ws, owner, stateful=want.preset is not None, multi_node=multi_node)
         try:
-            kind, manifest, weights = self._workload(ws, owner, want, config_map)
+            kind, manifest = await self._workload(ws, owner, want, config_map)
         except WeightsSourceError as err:
             obs.set(C.INFERENCE_READY, Observed("False", "InvalidWeightsSource", str(err)))
             await self._status_events.record(ws_obj, obs)
             return False
-        if weights is not None and kind is DEPLOYMENT:
-            name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
-            await ensure_weights_claim(self._client, weights, name, namespace, owner, FIELD_MANAGER)
         workload = await self._apply_workload(ws_obj, kind, manifest, want.revision)
-        done = await self._observe(ws, workload, obs)
+        previous = await self._migrate(ws, ws_obj, workload) if kind is STATEFUL_SET else None
+        done = await self._observe(ws, workload, obs, previous)
         # Nodes and pods are observed now: tell of what changed (ready, or why not).
         await self._status_events.record(ws_obj, obs)
         return done
+
+
+def _owned_by(obj: Obj, owner: Obj) -> bool:
+    uid = objects.meta(owner).get("uid")
+    refs = objects.meta(obj).get("ownerReferences") or []
+    return any(ref.get("uid") == uid for ref in refs)

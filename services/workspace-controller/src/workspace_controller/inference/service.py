@@ -22,11 +22,12 @@ def service_manifest(
     load_balancer: bool,
     stateful: bool,
 ) -> Obj:
-    """Service `<ws>`: `http 80→5000` and `torch 29500`; on a StatefulSet only pod 0 serves."""
+    """Service `<ws>`: `http 80→5000` and `torch 29500`; for a multi-node preset (``stateful``)
+    only pod 0 serves."""
     selector = {L.LABEL_WORKSPACE: name}
     if stateful:
         selector["statefulset.kubernetes.io/pod-name"] = f"{name}-0"
-    return {
+    manifest: Obj = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
@@ -42,13 +43,17 @@ def service_manifest(
                 {"name": "http", "protocol": "TCP", "port": HTTP_PORT, "targetPort": SERVER_PORT},
                 {"name": "torch", "protocol": "TCP", "port": TORCH_PORT, "targetPort": TORCH_PORT},
             ],
-            "publishNotReadyAddresses": True,
         },
     }
+    if stateful:
+        # Multi-node: pod 0 answers on the torch port while the others join. Otherwise only
+        # Ready pods get requests (a loading surge pod must not).
+        manifest["spec"]["publishNotReadyAddresses"] = True
+    return manifest
 
 
 def headless_service_manifest(name: str, namespace: str, owner: Obj) -> Obj:
-    """`<ws>-headless`: stable DNS names for the pods of a multi-node StatefulSet."""
+    """`<ws>-headless`: the StatefulSet's governing Service (stable DNS names for its pods)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",

@@ -1,4 +1,5 @@
-"""Deployment (single-node presets), StatefulSet (multi-node) or a user-template Deployment."""
+"""The inference workload: a StatefulSet `<ws>` for every preset (as upstream), or a Deployment
+of the user's own pod template."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from kaito_common.api import labels as L
 from kaito_common.controller.objects import Obj
 from workspace_controller.inference.plan import InferencePlan
 from workspace_controller.inference.pod import pod_template
+from workspace_controller.inference.rollout import RolloutStep
 from workspace_controller.inference.service import headless_service_name
 from workspace_controller.manifests.placement import (
     GPU_TOLERATIONS,
@@ -31,45 +33,36 @@ def _metadata(name: str, namespace: str, owner: Obj, revision: str) -> Obj:
     }
 
 
-def deployment_manifest(plan: InferencePlan, owner: Obj) -> Obj:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _metadata(plan.name, plan.namespace, owner, plan.revision),
-        "spec": {
-            "replicas": plan.replicas,
-            "selector": {"matchLabels": {L.LABEL_WORKSPACE: plan.name}},
-            # A new pod must be Ready before an old one goes: no downtime on an adapter change
-            # when the nodes have room for one more pod (Kaito's maxUnavailable 1 had downtime).
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-            },
-            "template": pod_template(plan),
-        },
-    }
-
-
-def statefulset_manifest(plan: InferencePlan, owner: Obj) -> Obj:
+def statefulset_manifest(plan: InferencePlan, owner: Obj, step: RolloutStep | None = None) -> Obj:
+    """StatefulSet `<ws>` (pods `<ws>-0` ..., headless Service `<ws>-headless`, parallel pod
+    management). ``step`` (single-node presets, inference/rollout.py) sets the replicas and the
+    partition of a surging update; multi-node presets update in place (one instance spans
+    every pod)."""
     template = pod_template(plan)
+    replicas, partition = (step.replicas, step.partition) if step else (plan.replicas, 0)
     manifest: Obj = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": _metadata(plan.name, plan.namespace, owner, plan.revision),
         "spec": {
-            "replicas": plan.replicas,
+            "replicas": replicas,
             "podManagementPolicy": "Parallel",
             "serviceName": headless_service_name(plan.name),
             "selector": {"matchLabels": {L.LABEL_WORKSPACE: plan.name}},
-            "updateStrategy": {"type": "RollingUpdate"},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": partition}},
             "template": template,
         },
     }
     if uses_weights_cache(plan.weights):
-        # One weights cache per pod (they run on different nodes), from a claim template.
+        # One weights cache per pod (they may run on different nodes), from a claim template;
+        # the surge pod's claim goes when it does.
         spec = template["spec"]
         spec["volumes"] = [v for v in spec["volumes"] if v["name"] != WEIGHTS_VOLUME]
         manifest["spec"]["volumeClaimTemplates"] = [weights_claim_template(plan.weights, plan.name)]
+        manifest["spec"]["persistentVolumeClaimRetentionPolicy"] = {
+            "whenScaled": "Delete",
+            "whenDeleted": "Retain",
+        }
     return manifest
 
 
