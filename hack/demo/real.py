@@ -53,7 +53,7 @@ from kaito_testing.kaito_local import (
     registry_secret,
     seed_tuning_workspace,
 )
-from kaito_testing.node_registry import NodeRegistry, start_node_registry
+from kaito_testing.node_registry import NodeRegistry, content_tag, start_node_registry
 from kaito_testing.ports import free_port
 from kaito_testing.realnode import host_ip
 from kaito_testing.tiny_model import cached_tiny_model
@@ -84,6 +84,7 @@ def start_cluster() -> Cluster:
 
 def start_registry(address: str) -> NodeRegistry:
     reg = start_node_registry(address, STATE / "registry")
+    reg.tag = content_tag()  # a new tag when an image changed (the node's store lasts)
     assert reg.registry.process is not None
     remember("registry", reg.registry.process.pid)
     # containerd reads its registry hosts at each pull: plain HTTP for this one.

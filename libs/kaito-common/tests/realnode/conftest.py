@@ -7,6 +7,7 @@ plugins and iptables; the fixture installs what is missing with ``hack/realnode/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,10 +30,11 @@ from rn_support import (
     service_image,
 )
 
+from kaito_testing.containerd import ContainerdError
 from kaito_testing.controlplane import ControlPlane
 from kaito_testing.hfhub import LocalHub, serve_preset
 from kaito_testing.model_image import build_openai_client_image, build_weights_image
-from kaito_testing.node_registry import NodeRegistry, start_node_registry
+from kaito_testing.node_registry import NodeRegistry, content_tag, start_node_registry
 from kaito_testing.registry import RegistryUnavailableError
 from kaito_testing.testbin import ensure_testbin
 from kaito_testing.tiny_model import cached_tiny_model
@@ -156,14 +158,18 @@ def node_registry(node_cluster: Cluster) -> Iterator[NodeRegistry]:
         pytest.fail(f"{err} (make pytest installs it through TEST_DEPS)")
     try:
         node.containerd.trust_plain_http(reg.registry.host)
-        # Images of earlier runs (other registry ports, superseded builds) leave the node.
-        node.containerd.prune_images((f"{reg.registry.host}/", "kaito.local/"))
+        # Images of other registry ports leave the node; the last run's stay until this run's
+        # pods have pulled theirs (the layers they share are not unpacked again).
+        node.containerd.prune_images(lambda ref: reg.keeps(ref, this_run_only=False))
+        reg.tag = content_tag(IMAGE_REPO, IMAGE_TAG)
         started = time.monotonic()
         out = reg.push_project_images(node_cluster.plane.work_dir / "images-push.log")
         reg.push(f"{IMAGE_REPO}/openai-client:{IMAGE_TAG}", "openai-client")
         print(f"make images-push to {reg.repo} took {time.monotonic() - started:.0f}s:\n{out}")
         yield reg
     finally:
+        with contextlib.suppress(ContainerdError):
+            node.containerd.prune_images(lambda ref: reg.keeps(ref, this_run_only=True))
         reg.registry.stop()
         try:
             reg.registry.garbage_collect()

@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,20 +218,20 @@ class Containerd:
         lines = self.ctr("images", "ls").splitlines()[1:]
         return {parts[0]: parts[2] for parts in (line.split() for line in lines) if len(parts) > 2}
 
-    def prune_images(self, keep_prefixes: tuple[str, ...]) -> list[str]:
-        """Deletes the images no reference under ``keep_prefixes`` names, and their layers.
+    def prune_images(self, keep: Callable[[str], bool]) -> list[str]:
+        """Deletes the images whose references ``keep`` refuses, and their layers.
 
         The image store lasts across runs (a pull unpacks only the layers that changed), so
         without this every registry port and every superseded build would stay on disk (the
         CRI's ``@sha256`` and image-id references of a kept image stay too). Returns the
         references deleted."""
         refs = self.image_digests()
-        kept = {digest for ref, digest in refs.items() if ref.startswith(keep_prefixes)}
+        kept = {digest for ref, digest in refs.items() if keep(ref)}
         stale = sorted(
             ref
             for ref, digest in refs.items()
-            if not ref.startswith(keep_prefixes)
-            and not (ref.startswith("sha256:") and digest in kept)
+            if not keep(ref)
+            and not (digest in kept and (ref.startswith("sha256:") or "@sha256:" in ref))
         )
         for ref in stale:
             with contextlib.suppress(ContainerdError):

@@ -11,6 +11,7 @@ pods pull them with a ``kubernetes.io/dockerconfigjson`` pull secret.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import socket
 import subprocess
@@ -62,6 +63,16 @@ class NodeRegistry:
         """The pull secret's manifest (YAML) for `namespace`."""
         reg = self.registry
         return registry_secret(name, namespace, reg.host, reg.username, reg.password)
+
+    def keeps(self, ref: str, *, this_run_only: bool) -> bool:
+        """Whether the node keeps the image ``ref`` (see ``Containerd.prune_images``): images of
+        this registry (of this run's tag only, once the run's pods have pulled theirs) and the
+        node's own (``kaito.local/``)."""
+        if ref.startswith("kaito.local/"):
+            return True
+        if not ref.startswith(f"{self.registry.host}/"):
+            return False
+        return not this_run_only or ref.endswith(f":{self.tag}")
 
     def push_project_images(self, log: Path) -> str:
         """`make images-push` of everything built; returns what it printed."""
@@ -139,3 +150,19 @@ def start_node_registry(address: str, workdir: Path) -> NodeRegistry:
     registry.start()
     authfile = registry.write_docker_config(workdir / "auth.json")
     return NodeRegistry(registry, authfile)
+
+
+def content_tag(repo: str = LOCAL_REPO, tag: str = LOCAL_TAG) -> str:
+    """A registry tag that changes whenever one of the local images ``<repo>/*:<tag>`` (what
+    `make images-push` pushes) does.
+
+    The node's image store lasts across runs and pods pull `IfNotPresent`, so a fixed tag
+    (`dev`) would run the image the node pulled in an earlier run. Layers shared with that
+    image are not unpacked again."""
+    result = subprocess.run(
+        ["buildah", "images", "--no-trunc", "--format", "{{.Name}}:{{.Tag}} {{.ID}}",
+         "--filter", f"reference={repo}/*:{tag}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    images = sorted(line for line in result.stdout.splitlines() if line.strip())
+    return "dev-" + hashlib.sha256("\n".join(images).encode()).hexdigest()[:12]

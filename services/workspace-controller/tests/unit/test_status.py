@@ -16,8 +16,8 @@ T1 = T0 + dt.timedelta(minutes=5)
 
 def _ready_obs() -> Observations:
     obs = Observations(target_node_count=1, worker_nodes=["n1"])
-    obs.set(C.RESOURCE_READY, Observed("True", "ResourcesReady", "1 node(s) ready"))
-    obs.set(C.INFERENCE_READY, Observed("True", "InferenceReady", "1 of 1 ready"))
+    obs.set(C.RESOURCE_READY, Observed("True", "workspaceResourceStatusSuccess", "1 node(s) ready"))
+    obs.set(C.INFERENCE_READY, Observed("True", "WorkspaceInferenceStatusSuccess", "1 of 1 ready"))
     return obs
 
 

@@ -23,18 +23,25 @@ def _status(*observed: tuple[C, Observed]) -> dict[str, object]:
     return compute_status(phi3(), obs, T0)
 
 
-NODES_READY = (C.RESOURCE_READY, Observed("True", "ResourcesReady", "1 node(s) ready"))
+NODES_READY = (
+    C.RESOURCE_READY,
+    Observed("True", "workspaceResourceStatusSuccess", "1 node(s) ready"),
+)
 PULL = Observed("False", "ImagePullError", "0 of 1 ready; Pod p container c cannot pull image x")
 
 
 def test_a_ready_inference_workspace_tells_each_step_once() -> None:
     pending = _status(
-        NODES_READY, (C.INFERENCE_READY, Observed("False", "InferencePending", "waiting"))
+        NODES_READY,
+        (C.INFERENCE_READY, Observed("False", "WorkspaceInferenceStatusPending", "waiting")),
     )
     assert status_events({}, pending) == [
         WorkspaceEvent("Normal", "ResourcesReady", "1 node(s) ready")
     ]
-    ready = _status(NODES_READY, (C.INFERENCE_READY, Observed("True", "InferenceReady", "1 of 1")))
+    ready = _status(
+        NODES_READY,
+        (C.INFERENCE_READY, Observed("True", "WorkspaceInferenceStatusSuccess", "1 of 1")),
+    )
     assert status_events(pending, ready) == [
         WorkspaceEvent("Normal", "InferenceReady", "1 of 1"),
         WorkspaceEvent("Normal", "WorkspaceSucceeded", "Workspace is ready"),

@@ -164,8 +164,8 @@ def test_tuning_status_summary_state_and_progress() -> None:
     ws = tuning()
     ws["metadata"]["generation"] = 2
     obs = Observations(is_inference=False)
-    obs.set(C.RESOURCE_READY, Observed("True", "ResourcesReady"))
-    obs.set(C.JOB_STARTED, Observed("True", "JobStarted", "started"))
+    obs.set(C.RESOURCE_READY, Observed("True", "workspaceResourceStatusSuccess"))
+    obs.set(C.JOB_STARTED, Observed("True", "WorkspaceTuningJobStatusStarted", "started"))
     obs.summary = Observed("False", "TuningInProgress", "Training: step 3 of 10")
     obs.state = "Running"
     obs.tuning_progress = {"phase": "Training", "step": 3, "totalSteps": 10}

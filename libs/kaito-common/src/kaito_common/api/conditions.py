@@ -49,6 +49,21 @@ class WorkspaceConditionType(StrEnum):
     WORKSPACE_DELETING = "WorkspaceDeleting"
 
 
+class WorkspaceReason(StrEnum):
+    """Condition reasons upstream Kaito uses, kept so that its users' alerts and scripts match.
+
+    Where upstream has none, or ours says more (why a pod is not ready, why a Job failed), the
+    reason is ours (docs/troubleshooting.md lists them all)."""
+
+    RESOURCE_READY = "workspaceResourceStatusSuccess"
+    INFERENCE_READY = "WorkspaceInferenceStatusSuccess"
+    INFERENCE_PENDING = "WorkspaceInferenceStatusPending"
+    TUNING_STARTED = "WorkspaceTuningJobStatusStarted"
+    SUCCEEDED = "workspaceSucceeded"
+    PENDING = "workspacePending"
+    FAILED = "workspaceFailed"
+
+
 class WorkspaceState(StrEnum):
     PENDING = "Pending"
     READY = "Ready"

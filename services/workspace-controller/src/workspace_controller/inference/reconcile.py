@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from kaito_common.api import labels as L
 from kaito_common.api.conditions import WorkspaceConditionType as C
+from kaito_common.api.conditions import WorkspaceReason as R
 from kaito_common.api.workspace import Workspace
 from kaito_common.controller import objects
 from kaito_common.controller.apply import apply_if_changed
@@ -228,7 +229,7 @@ class InferenceReconciler:
                 obs.set(C.INFERENCE_READY, Observed("True", "RolloutInProgress", message))
                 return False
         if readiness.serving:
-            reason = "InferenceReady" if readiness.rolled_out else "RolloutInProgress"
+            reason = R.INFERENCE_READY if readiness.rolled_out else "RolloutInProgress"
             obs.set(C.INFERENCE_READY, Observed("True", reason, readiness.message))
             return readiness.rolled_out
         problem = classify_pods(await self._pods(ws))
@@ -238,7 +239,7 @@ class InferenceReconciler:
         else:
             obs.set(
                 C.INFERENCE_READY,
-                Observed("False", "InferencePending", f"{readiness.message}; waiting for pods"),
+                Observed("False", R.INFERENCE_PENDING, f"{readiness.message}; waiting for pods"),
             )
         return False
 

@@ -10,6 +10,7 @@ import copy
 import datetime as dt
 
 from kaito_common.api.conditions import WorkspaceConditionType as C
+from kaito_common.api.conditions import WorkspaceReason as R
 from kaito_common.api.conditions import WorkspaceState
 from kaito_common.controller.conditions import get_condition, set_condition
 from kaito_common.controller.objects import Obj
@@ -22,11 +23,11 @@ def _summary(conditions: list[Obj], obs: Observations) -> Observed:
     work = get_condition(conditions, work_type)
     blocking = [c for c in (resource, work) if c is None or c.get("status") != "True"]
     if not blocking:
-        return Observed("True", "WorkspaceSucceeded", "Workspace is ready")
+        return Observed("True", R.SUCCEEDED, "Workspace is ready")
     first = blocking[0]
     if first is None:
-        return Observed("Unknown", "WorkspacePending", "Waiting for the first reconcile")
-    reason = "WorkspaceFailed" if first.get("status") == "False" else "WorkspacePending"
+        return Observed("Unknown", R.PENDING, "Waiting for the first reconcile")
+    reason = R.FAILED if first.get("status") == "False" else R.PENDING
     return Observed("False", reason, f"{first.get('type')}: {first.get('message') or ''}")
 
 

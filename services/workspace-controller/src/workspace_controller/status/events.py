@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from kaito_common.api.conditions import WorkspaceConditionType as C
+from kaito_common.api.conditions import WorkspaceReason as R
 from kaito_common.controller.clock import utc_now
 from kaito_common.controller.conditions import get_condition
 from kaito_common.controller.events import NORMAL, WARNING, EventRecorder
@@ -21,12 +22,13 @@ from kaito_common.controller.objects import Obj
 from workspace_controller.status.compute import compute_status
 from workspace_controller.status.observations import Observations
 
-# A condition turning True with one of these reasons is news (RolloutInProgress is True as
-# well, but the WorkloadUpdated Event has said it already).
-NEWS_WHEN_TRUE: dict[str, frozenset[str]] = {
-    C.RESOURCE_READY.value: frozenset({"ResourcesReady"}),
-    C.INFERENCE_READY.value: frozenset({"InferenceReady"}),
-    C.WORKSPACE_SUCCEEDED.value: frozenset({"WorkspaceSucceeded", "TuningSucceeded"}),
+# A condition turning True with one of these reasons is news, told as an Event of the reason
+# given here (the conditions carry upstream's reasons; RolloutInProgress is True as well, but the
+# WorkloadUpdated Event has said it already).
+NEWS_WHEN_TRUE: dict[str, dict[str, str]] = {
+    C.RESOURCE_READY.value: {R.RESOURCE_READY.value: "ResourcesReady"},
+    C.INFERENCE_READY.value: {R.INFERENCE_READY.value: "InferenceReady"},
+    C.WORKSPACE_SUCCEEDED.value: {R.SUCCEEDED.value: "WorkspaceSucceeded"},
 }
 # Reasons of a condition that is not True yet which still tell of progress.
 PROGRESS_REASONS = frozenset({"TuningInProgress"})
@@ -64,9 +66,8 @@ def _event(cond: Obj) -> WorkspaceEvent | None:
     type_, status, reason = cond.get("type"), cond.get("status"), str(cond.get("reason") or "")
     message = str(cond.get("message") or "")
     if status == "True":
-        if reason in NEWS_WHEN_TRUE.get(str(type_), frozenset()):
-            return WorkspaceEvent(NORMAL, reason, message)
-        return None
+        news = NEWS_WHEN_TRUE.get(str(type_), {}).get(reason)
+        return WorkspaceEvent(NORMAL, news, message) if news else None
     if reason in WARNING_REASONS:
         return WorkspaceEvent(WARNING, reason, message)
     if reason in PROGRESS_REASONS:

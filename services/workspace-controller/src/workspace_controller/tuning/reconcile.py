@@ -14,6 +14,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from kaito_common.api import labels as L
 from kaito_common.api.conditions import WorkspaceConditionType as C
+from kaito_common.api.conditions import WorkspaceReason as R
 from kaito_common.api.conditions import WorkspaceState
 from kaito_common.api.workspace import Workspace
 from kaito_common.controller import objects
@@ -260,7 +261,9 @@ class TuningReconciler:
             want,
         )
         await self._events.normal(ws_obj, "JobCreated", message)
-        obs.set(C.JOB_STARTED, Observed("True", "JobStarted", f"{message}; waiting for its pod"))
+        obs.set(
+            C.JOB_STARTED, Observed("True", R.TUNING_STARTED, f"{message}; waiting for its pod")
+        )
         obs.summary = Observed("False", "TuningPending", "Waiting for the tuning Job's pod")
         obs.state = WorkspaceState.RUNNING.value
         obs.tuning_progress = {}
@@ -292,8 +295,8 @@ class TuningReconciler:
             if output.image
             else "the adapter was written to the output volume"
         )
-        obs.set(C.JOB_STARTED, Observed("True", "JobStarted", view.message))
-        obs.summary = Observed("True", "TuningSucceeded", f"Fine-tuning finished; {where}")
+        obs.set(C.JOB_STARTED, Observed("True", R.TUNING_STARTED, view.message))
+        obs.summary = Observed("True", R.SUCCEEDED, f"Fine-tuning finished; {where}")
         obs.state = WorkspaceState.SUCCEEDED.value
         if view.final_progress is not None:
             obs.tuning_progress = view.final_progress.to_status()
@@ -318,6 +321,6 @@ class TuningReconciler:
         elif previous:
             obs.tuning_progress = previous
         name = objects.name(job)
-        obs.set(C.JOB_STARTED, Observed("True", "JobStarted", f"The tuning Job {name} started"))
+        obs.set(C.JOB_STARTED, Observed("True", R.TUNING_STARTED, f"The tuning Job {name} started"))
         obs.summary = Observed("False", view.problem_reason or "TuningInProgress", message)
         obs.state = WorkspaceState.RUNNING.value

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from kaito_common.api import labels as L
 from kaito_common.api.conditions import WorkspaceConditionType as C
+from kaito_common.api.conditions import WorkspaceReason as R
 from kaito_common.api.workspace import Workspace
 from kaito_common.contracts.kinds import WORKSPACE
 from kaito_common.controller import objects
@@ -271,7 +272,7 @@ def observe_nodes(result: NodeAssessment, obs: Observations, *, provision: bool)
         Observed.of(result.nodes_ready, result.nodes_reason, result.nodes_message),
     )
     if result.ready:
-        resource = Observed("True", "ResourcesReady", result.nodes_message)
+        resource = Observed("True", R.RESOURCE_READY, result.nodes_message)
     else:
         reason = result.claims_reason if not result.claims_ready else result.nodes_reason
         parts = [result.nodes_message]
