@@ -221,8 +221,8 @@ def test_inference_and_tuning_workspaces_then_deletion(installed: Installed) -> 
     assert any(
         c["type"] == "Ready" and c["status"] == "True" for c in claim["status"]["conditions"]
     )
-    deployment = installed.get("deployment", "tiny", "-n", ns)
-    assert deployment["status"].get("readyReplicas") == 1
+    workload = installed.get("statefulset", "tiny", "-n", ns)
+    assert workload["status"].get("readyReplicas") == 1
     installed.get("service", "tiny", "-n", ns)
     copied = installed.get("configmap", "tiny-inference-params", "-n", ns)
     template = installed.get("configmap", "inference-params-template", "-n", RELEASE_NAMESPACE)

@@ -443,3 +443,20 @@ def test_notes_name_the_images_in_use(helm: Helm, tmp_path: Path) -> None:
     assert f"{REGISTRY}/inference-server-vllm:" in notes
     assert f"{REGISTRY}/kaito-model-<preset>:" in notes
     assert "acr-pull" in notes
+
+
+def test_top_level_feature_gates_as_upstreams_chart_takes_them(helm: Helm) -> None:
+    """`--set featureGates.vLLM=false` (upstream's path) reaches the controller through the
+    umbrella's ConfigMap; the sub-chart's own value wins for a gate both name."""
+    docs = helm.template("featureGates.vLLM=false", "featureGates.disableNodeAutoProvisioning=true")
+    gates = named(docs, "ConfigMap", "kaito-feature-gates")
+    assert gates["data"] == {
+        "KAITO_WC_FEATURE_GATES_FROM_VALUES": "disableNodeAutoProvisioning=true,vLLM=false"
+    }
+    pod = named(docs, "Deployment", "workspace-controller")["spec"]["template"]["spec"]
+    (env_from,) = pod["containers"][0]["envFrom"]
+    assert env_from == {"configMapRef": {"name": "kaito-feature-gates", "optional": True}}
+    assert not of_kind(helm.template(), "ConfigMap") or all(
+        d["metadata"]["name"] != "kaito-feature-gates"
+        for d in of_kind(helm.template(), "ConfigMap")
+    )

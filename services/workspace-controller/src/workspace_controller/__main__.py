@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     log = logging.getLogger(__name__)
-    for warning in feature_gate_warnings(settings.feature_gates):
+    for warning in feature_gate_warnings(settings.all_feature_gates):
         log.warning("%s", warning)
     log.info(
         "Starting workspace controller nodeProvisioner=%s testPresets=%s",

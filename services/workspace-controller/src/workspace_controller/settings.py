@@ -179,6 +179,11 @@ class ControllerSettings(BaseSettings):
         description="Retries of a tuning pod that failed for another reason than the runner",
     )
     feature_gates: str = Field("", description="Comma-separated gate=true|false")
+    feature_gates_from_values: str = Field(
+        "",
+        description="Gates from the umbrella chart's top-level featureGates (where upstream's "
+        "chart has them), as gate=true|false; --feature-gates wins for a gate both name",
+    )
     release_namespace: str = Field(
         "kaito-workspace", description="Namespace of the default ConfigMaps (params templates)"
     )
@@ -231,7 +236,7 @@ class ControllerSettings(BaseSettings):
     def _upstream_provisioner_names(cls, value: object) -> object:
         return NODE_PROVISIONER_ALIASES.get(value, value) if isinstance(value, str) else value
 
-    @field_validator("feature_gates")
+    @field_validator("feature_gates", "feature_gates_from_values")
     @classmethod
     def _known_gates(cls, value: str) -> str:
         parse_feature_gates(value)
@@ -270,8 +275,13 @@ class ControllerSettings(BaseSettings):
         )
 
     @property
+    def all_feature_gates(self) -> str:
+        """The chart's top-level gates, then --feature-gates (the later wins per gate)."""
+        return ",".join(filter(None, (self.feature_gates_from_values, self.feature_gates)))
+
+    @property
     def gates(self) -> dict[str, bool]:
-        return parse_feature_gates(self.feature_gates)
+        return parse_feature_gates(self.all_feature_gates)
 
     @property
     def byo(self) -> bool:

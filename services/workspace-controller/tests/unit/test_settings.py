@@ -37,6 +37,18 @@ def test_unknown_and_upstream_only_gates_are_ignored_with_a_warning() -> None:
         parse_settings(["--feature-gates=vLLM=maybe"])
 
 
+def test_gates_from_the_charts_top_level_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The umbrella chart's top-level featureGates arrive in the environment; --feature-gates
+    wins for a gate both name."""
+    monkeypatch.setenv("KAITO_WC_FEATURE_GATES_FROM_VALUES", "vLLM=false,noSuchGate=true")
+    settings = parse_settings([])
+    assert not settings.vllm_gate
+    assert feature_gate_warnings(settings.all_feature_gates)[0].startswith("unknown feature gate")
+    assert parse_settings(["--feature-gates=vLLM=true"]).vllm_gate
+    monkeypatch.setenv("KAITO_WC_FEATURE_GATES_FROM_VALUES", "disableNodeAutoProvisioning=true")
+    assert parse_settings([]).byo
+
+
 def test_kaito_gate_for_byo() -> None:
     assert parse_settings(["--feature-gates=disableNodeAutoProvisioning=true"]).byo
     assert not parse_settings([]).byo
