@@ -95,13 +95,23 @@ class Installed:
         return found
 
 
+# Values as upstream Kaito v0.12's charts name them (docs/compatibility.md, "Helm chart"): they
+# install unchanged next to ours.
+UPSTREAM_STYLE_VALUES = [
+    "workspace-controller.nodeProvisioner=azure-gpu-provisioner",
+    "featureGates.vLLM=true",
+    "featureGates.gatewayAPIInferenceExtension=false",
+    "gpu-provisioner.settings.azure.clusterName=kaito-test",
+]
+
+
 @pytest.fixture(scope="module")
 def installed(
     chart_plane: Any, bin_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Installed]:
     cluster = Cluster(bin_dir, chart_plane.kubeconfig_path)
     webhook_port = free_port()
-    helm_install(cluster, [*local_values(webhook_port), REGISTRY_VALUE])
+    helm_install(cluster, [*local_values(webhook_port), REGISTRY_VALUE, *UPSTREAM_STYLE_VALUES])
     work = tmp_path_factory.mktemp("controllers")
     provisioner = gpu_provisioner_process(cluster, sys.executable, work)
     controller = workspace_controller_process(cluster, sys.executable, work, webhook_port)
@@ -279,3 +289,15 @@ def test_uninstall_removes_the_release_but_keeps_the_crds(installed: Installed) 
     )
     assert not cluster.kubectl("get", "clusterrole", f"{RELEASE}-{WC}", check=False)
     assert cluster.kubectl("get", "crd", "workspaces.kaito.sh", "nodeclaims.karpenter.sh")
+
+
+def test_upstream_style_values_installed(installed: Installed) -> None:
+    """The release took upstream's value names: the top-level gates reached the controller's
+    ConfigMap, the provisioner alias the controller's flags."""
+    gates = installed.get("configmap", f"{RELEASE}-feature-gates", "-n", RELEASE_NAMESPACE)
+    assert gates["data"] == {
+        "KAITO_WC_FEATURE_GATES_FROM_VALUES": "gatewayAPIInferenceExtension=false,vLLM=true"
+    }
+    deployment = installed.get("deployment", "workspace-controller", "-n", RELEASE_NAMESPACE)
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--node-provisioner=azure-gpu-provisioner" in args, args

@@ -329,8 +329,9 @@ def test_seed_inference_flow_on_the_real_node(
     release.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
+# (No `wget -T`: Debian's static busybox crashes with it.)
 PROBE_SCRIPT = (
-    "while true; do if wget -q -T 2 -O /dev/null {url}; then echo ok; else echo FAIL; fi; "
+    "while true; do if wget -q -O /dev/null {url}; then echo ok; else echo FAIL; fi; "
     "sleep 0.2; done"
 )
 
@@ -338,7 +339,7 @@ PROBE_SCRIPT = (
 def _probe_counts(release: Any, ns: str, pod: str) -> tuple[int, int]:
     """(answered, failed) /health probes of the prober pod so far, from its first answer on
     (before it the Service may not have been programmed on the node yet)."""
-    lines = release.kubectl("logs", pod, "-n", ns).split()
+    lines = release.kubectl("logs", pod, "-n", ns, check=False).split()  # "" while it starts
     lines = lines[lines.index("ok") :] if "ok" in lines else []
     return lines.count("ok"), lines.count("FAIL")
 
@@ -369,7 +370,6 @@ def test_statefulset_rollout_and_migration_without_a_gap(
     node = release.node
     release.kubectl("create", "namespace", ns, check=False)
     release.apply(node_registry.pull_secret(ns), ns)
-    release.apply(node_registry.pull_secret(ns, "extra-pull"), ns)
     release.kubectl("wait", "--for=create", "serviceaccount/default", "-n", ns)
     node.label({"apps": name, "node.kubernetes.io/instance-type": SKU, "accelerator": "nvidia"})
     node.advertise_gpus(2)  # room for the surge pod beside the serving one
@@ -431,20 +431,30 @@ def test_statefulset_rollout_and_migration_without_a_gap(
         print(f"migration: {answered} probes answered, {failed} failed")
         assert failed == 0, release.kubectl("logs", "prober", "-n", ns)
 
-        # A revision update: the surge pod serves while <ws>-0 is replaced.
-        patch = {"inference": {"preset": {"presetOptions": {"imagePullSecrets": ["extra-pull"]}}}}
+        # A revision update (the Workspace's own inference config): the surge pod serves while
+        # <ws>-0 is replaced.
+        config = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "rollout-config"},
+            "data": {"inference_config.yaml": "transformers:\n  max-num-seqs: 4\n"},
+        }
+        release.apply(json.dumps(config), ns)
+        patch = {"inference": {"config": "rollout-config"}}
         release.kubectl(
             "patch", "workspace", name, "-n", ns, "--type=merge", "-p", json.dumps(patch)
         )
 
         def updated() -> bool:
             live = release.get("statefulset", name, "-n", ns)
-            secrets = live["spec"]["template"]["spec"].get("imagePullSecrets") or []
+            volumes = live["spec"]["template"]["spec"]["volumes"]
+            status = live["status"]
             return (
-                {"name": "extra-pull"} in secrets
+                any((v.get("configMap") or {}).get("name") == "rollout-config" for v in volumes)
                 and live["spec"]["replicas"] == 1
-                and (live["status"].get("currentRevision") == live["status"].get("updateRevision"))
-                and live["status"].get("readyReplicas") == 1
+                and status.get("observedGeneration") == live["metadata"]["generation"]
+                and status.get("currentRevision") == status.get("updateRevision")
+                and status.get("readyReplicas") == 1
             )
 
         wait_for(updated, timeout=900.0, what="the revision update to roll out", interval=2)
@@ -458,6 +468,8 @@ def test_statefulset_rollout_and_migration_without_a_gap(
         print(
             release.kubectl("describe", "workspace,statefulset,pods", "-n", ns, check=False)[-8000:]
         )
+        print(release.kubectl("get", "endpointslices,svc", "-n", ns, "-o", "wide", check=False))
+        print("prober:", release.kubectl("logs", "prober", "-n", ns, check=False)[-3000:])
         raise
     finally:
         _controller_replicas(release, 1)
