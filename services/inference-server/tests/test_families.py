@@ -2,14 +2,21 @@
 family's real architecture class and config shape, greedy output equals `model.generate()` token
 for token while requests of different lengths join and leave a running batch.
 
-- Phi-3 (phi-3-mini-4k: fused qkv_proj / gate_up_proj) and Phi-3 with LongRoPE
+- Phi-3 (phi-3-mini-4k, phi-3.5-mini: fused qkv_proj / gate_up_proj) and Phi-3 with LongRoPE
   (phi-3-mini-128k's rope_scaling, short and long factors);
+- Phi-4 (a Phi-3 with grouped KV heads) and Phi-4-mini (plus a partial rotary embedding and tied
+  embeddings);
 - Qwen2 (qwen2.5-coder, deepseek-r1-distill-qwen: biased q/k/v, grouped KV heads);
-- Mistral (mistral-7b: grouped KV heads, a sliding attention window shorter than the prompts).
+- Mistral (mistral-7b: grouped KV heads, a sliding attention window shorter than the prompts);
+- Falcon-7B (multi-query attention, parallel attention and MLP, fused query_key_value) and
+  Falcon-40B (the new decoder architecture: grouped KV heads);
+- Llama-3 (llama-3.1, deepseek-r1-distill-llama: grouped KV heads, llama3 rope scaling), on the
+  fast decode path; test_engine.py tests plain Llama there too.
 
-The Llama family (llama-3.1, deepseek-r1-distill-llama) has the same test in test_engine.py,
-on the fast decode path. These families run the generic transformers path (`uses_fast_path` is
-False): the fast path's fused kernels are written for Llama's layout only.
+Every family but Llama runs the generic transformers path (`uses_fast_path` is False): the fast
+path's fused kernels are written for Llama's layout (separate q/k/v and gate/up projections,
+SiLU, one rotary embedding over the whole head), which the others' fused or parallel blocks,
+partial rotary, sliding window or biases do not match.
 """
 
 from __future__ import annotations
@@ -31,15 +38,22 @@ from kaito_testing.tiny_model import cached_tiny_model
 FAMILIES = {
     "phi3": {"arch": "phi3"},
     "phi3-longrope": {"arch": "phi3", "long_rope": True},
+    "phi4": {"arch": "phi4"},
+    "phi4-mini": {"arch": "phi4-mini"},
     "qwen2": {"arch": "qwen2"},
     "mistral": {"arch": "mistral"},
+    "falcon-7b": {"arch": "falcon"},
+    "falcon-40b": {"arch": "falcon-40b"},
+    "llama3": {"arch": "llama3"},
 }
+# Families the fast decode path serves (Llama's layout: llama-3.1, deepseek-r1-distill-llama).
+FAST = frozenset({"llama3"})
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
 async def family(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[Path, TransformersEngine]]:
+) -> AsyncIterator[tuple[Path, TransformersEngine, str]]:
     cache = Path.home() / ".cache" / "kaito-inference-tests" / "families"
     model = cached_tiny_model(cache, **FAMILIES[request.param])
     settings = ServerSettings(
@@ -51,7 +65,7 @@ async def family(
     engine = TransformersEngine(settings)
     await engine.start()
     await engine.wait_ready(120)
-    yield model, engine
+    yield model, engine, request.param
     await engine.stop()
 
 
@@ -64,10 +78,10 @@ async def _collect(eng: TransformersEngine, req: GenerationRequest, delay: float
 
 
 async def test_greedy_matches_generate_under_continuous_batching(
-    family: tuple[Path, TransformersEngine],
+    family: tuple[Path, TransformersEngine, str],
 ) -> None:
-    model_dir, engine = family
-    assert not engine.uses_fast_path
+    model_dir, engine, name = family
+    assert engine.uses_fast_path == (name in FAST)
     rng = random.Random(11)
     # Prompts up to 90 tokens: past Mistral's 64-token window.
     prompts = [[1, *(rng.randrange(4, 500) for _ in range(rng.randint(1, 90)))] for _ in range(7)]

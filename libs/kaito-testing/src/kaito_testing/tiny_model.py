@@ -21,13 +21,15 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
     import pytest
     from transformers import PreTrainedModel
 
-Arch = Literal["llama", "phi3", "qwen2", "mistral"]
+Arch = Literal[
+    "llama", "llama3", "phi3", "phi4", "phi4-mini", "qwen2", "mistral", "falcon", "falcon-40b"
+]
 
 BOS_TOKEN = "<s>"
 EOS_TOKEN = "</s>"
@@ -213,6 +215,8 @@ def _random_model(
     """The model with seeded random weights; the lm_head rows of ``silenced`` ids zeroed."""
     import torch
     from transformers import (
+        FalconConfig,
+        FalconForCausalLM,
         LlamaConfig,
         LlamaForCausalLM,
         MistralConfig,
@@ -242,8 +246,59 @@ def _random_model(
         heads = config["num_attention_heads"]
         mistral = {**config, "num_key_value_heads": max(1, heads // 2), "sliding_window": 64}
         model = MistralForCausalLM(MistralConfig(**mistral))
+    elif arch == "llama3":
+        # Llama-3.1's shape (llama-3.1-8b, deepseek-r1-distill-llama-8b): grouped KV heads and the
+        # llama3 rope scaling over an original 8k context.
+        heads = config["num_attention_heads"]
+        llama3 = {
+            **config,
+            "num_key_value_heads": max(1, heads // 2),
+            "rope_theta": 500000.0,
+            "rope_scaling": {
+                "rope_type": "llama3",
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 128,
+            },
+        }
+        model = LlamaForCausalLM(LlamaConfig(**llama3))
+    elif arch in ("phi4", "phi4-mini"):
+        # Phi-4 (14B) is a Phi-3 with grouped KV heads; Phi-4-mini adds a partial rotary
+        # embedding (0.75 of each head) and tied input and output embeddings.
+        heads = config["num_attention_heads"]
+        phi4: dict[str, Any] = {
+            "original_max_position_embeddings": 0,
+            **config,
+            "num_key_value_heads": max(1, heads // 4),
+        }
+        if arch == "phi4-mini":
+            phi4.update(partial_rotary_factor=0.75, tie_word_embeddings=True)
+        model = Phi3ForCausalLM(Phi3Config(**phi4))
+    elif arch in ("falcon", "falcon-40b"):
+        # Falcon-7B: multi-query attention (one KV head), attention and MLP in parallel off one
+        # layer norm, fused query_key_value, no biases. Falcon-40B: the "new decoder
+        # architecture" (grouped KV heads, two layer norms per block).
+        falcon: dict[str, Any] = {
+            "vocab_size": config["vocab_size"],
+            "hidden_size": config["hidden_size"],
+            "num_hidden_layers": config["num_hidden_layers"],
+            "num_attention_heads": config["num_attention_heads"],
+            "ffn_hidden_size": config["intermediate_size"],
+            "max_position_embeddings": config["max_position_embeddings"],
+            "tie_word_embeddings": False,
+            "bias": False,
+            "alibi": False,
+            "parallel_attn": True,
+            **{k: config[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")},
+        }
+        if arch == "falcon":
+            falcon.update(multi_query=True, new_decoder_architecture=False)
+        else:
+            falcon.update(new_decoder_architecture=True, num_kv_heads=2)
+        model = FalconForCausalLM(FalconConfig(**falcon))
     else:
-        raise ValueError(f"unknown arch {arch!r}: expected llama, phi3, qwen2 or mistral")
+        raise ValueError(f"unknown arch {arch!r}: expected one of {', '.join(get_args(Arch))}")
     # Random init uses std 0.02: the logits are then nearly flat. A wider output layer makes
     # greedy decoding decisive, so float noise between batched and single runs cannot flip ties.
     with torch.no_grad():

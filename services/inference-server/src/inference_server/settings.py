@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
+
+from kaito_common.presets.chat_templates import chat_template_text
 
 PROG = "python -m inference_server"
 AdapterMode = Literal["auto", "separate", "merged"]
@@ -64,6 +66,11 @@ class ServerSettings(BaseSettings):
         8 << 20, ge=1024, description="Largest request body accepted (bytes); larger gets 413"
     )
     chat_template: Path | None = Field(None, description="Jinja chat template file")
+    default_chat_template: str | None = Field(
+        None,
+        description="The preset's chat template (by name, from kaito_common), used when the "
+        "model's tokenizer has none",
+    )
     adapters_dir: Path = Field(Path("/mnt/adapter"), description="LoRA adapters directory")
     adapter_mode: AdapterMode = Field("auto", description="separate model ids or merged")
     trust_remote_code: bool = Field(False, description="Allow model code from the model dir")
@@ -82,6 +89,13 @@ class ServerSettings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text or JSON (docs/observability.md)"
     )
+
+    @field_validator("default_chat_template")
+    @classmethod
+    def _known_template(cls, value: str | None) -> str | None:
+        if value:
+            chat_template_text(value)  # UnknownChatTemplateError (a ValueError) names the known
+        return value
 
     @property
     def model_name(self) -> str:

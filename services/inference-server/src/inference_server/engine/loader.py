@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from inference_server.engine import adapters as adapter_ops
+from inference_server.engine.chat_template import choose_chat_template
 from inference_server.engine.cpu_threads import CpuSource, ThreadGovernor
 from inference_server.engine.fast_llama import FastLlamaDecoder, build_fast_decoder
 from inference_server.engine.hf_codec import HFTextCodec
@@ -83,8 +84,7 @@ def load_model(
         AutoConfig.from_pretrained(str(s.model), **common)  # a bad config fails fast and clearly
     with _stage("tokenizer"):
         tokenizer = AutoTokenizer.from_pretrained(str(s.model), **common)
-        if s.chat_template is not None:
-            tokenizer.chat_template = s.chat_template.read_text()
+        choose_chat_template(tokenizer, s)
     with _stage("weights"):
         model = AutoModelForCausalLM.from_pretrained(str(s.model), dtype=dtype, **common)
     with _stage("to_device"):

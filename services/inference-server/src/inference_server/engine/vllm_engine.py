@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from inference_server.engine import adapters as adapter_ops
+from inference_server.engine.chat_template import choose_chat_template
 from inference_server.engine.errors import (
     AdapterConflictError,
     AdapterNotFoundError,
@@ -172,8 +173,7 @@ class VllmEngine:
         tokenizer = AutoTokenizer.from_pretrained(
             str(s.model), local_files_only=s.local_files_only, trust_remote_code=s.trust_remote_code
         )
-        if s.chat_template is not None:
-            tokenizer.chat_template = s.chat_template.read_text()
+        choose_chat_template(tokenizer, s)
         return engine, HFTextCodec(tokenizer)
 
     def _record(self, scheduler_stats: Any, iteration_stats: Any) -> None:

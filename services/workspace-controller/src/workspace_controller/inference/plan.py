@@ -103,6 +103,8 @@ def inference_command(preset: Preset, shape: ServerShape) -> list[str]:
         command.append(f"--adapters-dir={ADAPTERS_DIR}")
     if runtime == L.RUNTIME_VLLM:
         command += parallelism_flags(shape.gpus_per_node, shape.nodes, preset.multi_node)
+    if preset.chat_template:  # used when the model's tokenizer has none, as upstream
+        command.append(f"--default-chat-template={preset.chat_template}")
     if shape.has_config:  # each engine reads its section (`vllm:`, `transformers:`)
         command.append(f"--kaito-config-file={CONFIG_DIR}/{INFERENCE_CONFIG_KEY}")
     params = preset.runtimes.get(runtime) or {}  # type: ignore[call-overload]
