@@ -47,3 +47,9 @@ bench-chunked-prefill: install ## 16 decoding streams while a ~1,500-token promp
 	-$(PY) bench/inference/chunked_prefill.py
 
 BENCH_TARGETS += bench-chunked-prefill
+
+.PHONY: bench-families
+bench-families: install ## Decode tokens/s per preset family at 8 clients on the CPU (fast vs generic path)
+	-$(PY) bench/inference/families.py
+
+BENCH_TARGETS += bench-families

@@ -305,11 +305,21 @@ def _random_model(
         model.lm_head.weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(seed + 1))
         for token in silenced:
             model.lm_head.weight[token] = 0.0
+        if getattr(model.config, "tie_word_embeddings", False):
+            # With tied embeddings the residual stream still carries the last input token's
+            # embedding, so a random model would only ever repeat it. Random signs in the final
+            # norm's scale break that echo.
+            norm = model.model.norm.weight
+            norm.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(seed + 2))
     return model
 
 
+# Bumped whenever the builder makes different weights for the same arguments.
+BUILDER_VERSION = 2
+
+
 def _cache_key(kwargs: dict[str, object]) -> str:
-    blob = json.dumps(kwargs, sort_keys=True).encode()
+    blob = json.dumps({**kwargs, "_builder": BUILDER_VERSION}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -7,7 +7,7 @@ the hardware lacks it (`precision.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,15 @@ def plan_training(cfg: TrainingConfig, output_dir: Path) -> TrainingPlan:
             # third of every step, and a CPU-sized model's activations for one row are small.
             training["gradient_checkpointing"] = False
     return TrainingPlan(device, precision, training, max_length, row_tokens, packing)
+
+
+def without_packing(plan: TrainingPlan, cfg: TrainingConfig) -> TrainingPlan:
+    """The plan with one example per row: for a model whose attention cannot be limited to each
+    packed example (packed rows would let examples attend to each other)."""
+    training = dict(plan.training)
+    if "train_sampling_strategy" not in cfg.explicit_training_keys:
+        training["train_sampling_strategy"] = "group_by_length"
+    return replace(plan, training=training, packing=False)
 
 
 def sft_config(values: dict[str, Any]) -> Any:

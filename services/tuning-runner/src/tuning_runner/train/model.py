@@ -57,6 +57,24 @@ def quantization_config(cfg: TrainingConfig, plan: PrecisionPlan) -> Any:
         raise ConfigError(f"training_config.QuantizationConfig is invalid: {err}") from err
 
 
+def supports_packed_attention(cfg: TrainingConfig, model_path: str) -> bool:
+    """Whether the model's class takes an attention function by name (transformers' attention
+    interface), which packed rows need (`packed_attention.py`). Falcon's, for one, does not."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(
+            model_path,
+            local_files_only=cfg.model.local_files_only,
+            trust_remote_code=cfg.model.trust_remote_code,
+            revision=cfg.model.revision,
+        )
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"reading the model's config from {model_path} failed: {err}") from err
+    model_class = AutoModelForCausalLM._model_mapping.get(type(config), None)
+    return bool(getattr(model_class, "_supports_attention_backend", False))
+
+
 def load_model(
     cfg: TrainingConfig,
     model_path: str,

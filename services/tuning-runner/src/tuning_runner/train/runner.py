@@ -16,9 +16,14 @@ from tuning_runner.logs import log
 from tuning_runner.progress import ProgressReporter
 from tuning_runner.settings import RunnerSettings
 from tuning_runner.train import outputs
-from tuning_runner.train.arguments import plan_training, sft_config
+from tuning_runner.train.arguments import plan_training, sft_config, without_packing
 from tuning_runner.train.dataset import held_out, prepare_data
-from tuning_runner.train.model import apply_lora, load_model, load_tokenizer
+from tuning_runner.train.model import (
+    apply_lora,
+    load_model,
+    load_tokenizer,
+    supports_packed_attention,
+)
 from tuning_runner.train.trainer import build_trainer, evaluate, quiet_library_output, train
 
 
@@ -48,11 +53,19 @@ def run_training(
 
     plan = plan_training(cfg, output_dir)
     model_path = cfg.model.pretrained_model_name_or_path or str(settings.default_model_path)
+    packable = cfg.model.attn_implementation or supports_packed_attention(cfg, model_path)
+    if plan.packing and not packable:
+        plan = without_packing(plan, cfg)
+        log(
+            "Training one example per row: this model's attention cannot be limited to each "
+            "packed example",
+            model=model_path,
+        )
     tokenizer = load_tokenizer(cfg, model_path)
     data = prepare_data(cfg, settings, tokenizer, plan)
 
     args = sft_config(plan.training)
-    model = load_model(cfg, model_path, plan.precision, plan.device, packed_attention=True)
+    model = load_model(cfg, model_path, plan.precision, plan.device, packed_attention=plan.packing)
     model = apply_lora(cfg, model, settings.default_target_modules, args.gradient_checkpointing)
     log(
         "Planned training",
