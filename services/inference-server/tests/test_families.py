@@ -10,13 +10,11 @@ for token while requests of different lengths join and leave a running batch.
 - Mistral (mistral-7b: grouped KV heads, a sliding attention window shorter than the prompts);
 - Falcon-7B (multi-query attention, parallel attention and MLP, fused query_key_value) and
   Falcon-40B (the new decoder architecture: grouped KV heads);
-- Llama-3 (llama-3.1, deepseek-r1-distill-llama: grouped KV heads, llama3 rope scaling), on the
-  fast decode path; test_engine.py tests plain Llama there too.
+- Llama-3 (llama-3.1, deepseek-r1-distill-llama: grouped KV heads, llama3 rope scaling).
 
-Every family but Llama runs the generic transformers path (`uses_fast_path` is False): the fast
-path's fused kernels are written for Llama's layout (separate q/k/v and gate/up projections,
-SiLU, one rotary embedding over the whole head), which the others' fused or parallel blocks,
-partial rotary, sliding window or biases do not match.
+The fast decode path serves every family with Llama's layout, its projections separate or fused
+(`FAST` below); Falcon's parallel blocks and a sliding window shorter than the context (the tiny
+Mistral's) run the generic transformers forward. Either way the output must equal generate()'s.
 """
 
 from __future__ import annotations
@@ -46,8 +44,9 @@ FAMILIES = {
     "falcon-40b": {"arch": "falcon-40b"},
     "llama3": {"arch": "llama3"},
 }
-# Families the fast decode path serves (Llama's layout: llama-3.1, deepseek-r1-distill-llama).
-FAST = frozenset({"llama3"})
+# Families the fast decode path serves (Llama's layout, fused or not; no sliding window shorter
+# than the context): Mistral's tiny model has a 64-token window and Falcon its own block layout.
+FAST = frozenset({"llama3", "phi3", "phi3-longrope", "phi4", "phi4-mini", "qwen2"})
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))

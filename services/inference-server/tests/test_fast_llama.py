@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM
+from transformers import (
+    FalconConfig,
+    FalconForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+)
 
 from inference_server.engine.fast_llama import (
     available_memory_bytes,
@@ -61,19 +68,17 @@ def test_prefill_and_decode_match_the_generic_forward(kv_heads: int) -> None:
         torch.testing.assert_close(mine.keys[real], other.keys[real], atol=1e-4, rtol=1e-4)
 
 
-def test_unknown_architectures_and_dtypes_use_the_generic_path() -> None:
+def test_unknown_architectures_windows_and_dtypes_use_the_generic_path() -> None:
     torch.manual_seed(0)
-    phi3 = Phi3ForCausalLM(
-        Phi3Config(
-            vocab_size=64,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            pad_token_id=0,
-        )
+    small = {"vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    falcon = FalconForCausalLM(FalconConfig(**small))
+    assert build_fast_decoder(falcon) is None
+    # A sliding window shorter than the context needs the generic forward's windowed mask.
+    mistral = MistralForCausalLM(
+        MistralConfig(**small, intermediate_size=64, sliding_window=16, max_position_embeddings=64)
     )
-    assert build_fast_decoder(phi3) is None
+    assert build_fast_decoder(mistral) is None
+    assert build_fast_decoder(mistral, max_model_len=16) is not None
     assert build_fast_decoder(_llama(4).to(torch.bfloat16)) is None
 
 

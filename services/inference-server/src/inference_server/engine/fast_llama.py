@@ -29,12 +29,17 @@ from inference_server.engine.kv_cache import PaddedBatchLayer
 
 log = logging.getLogger(__name__)
 
-_MODEL_TYPES = frozenset({"llama"})
+# Llama's layout: separate or fused q/k/v and gate/up projections (biases allowed), SiLU, the
+# model's own rotary module (LongRoPE, llama3 scaling, a partial rotary dimension).
+_MODEL_TYPES = frozenset({"llama", "qwen2", "mistral", "phi3"})
 # oneDNN picks its blocked weight layout for a batch size; 32 is the engine's default batch.
 _PACK_BATCH = 32
 # The packed copy may take at most this share of the memory left to the process.
 _MEMORY_SHARE = 0.5
-_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_PROJECTIONS = (
+    "q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj", "gate_proj", "up_proj", "gate_up_proj",
+    "down_proj",
+)  # fmt: skip
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
 
@@ -105,15 +110,9 @@ class FastLlamaDecoder:
                 _Layer(
                     input_norm=layer.input_layernorm,
                     post_norm=layer.post_attention_layernorm,
-                    qkv=_linear(
-                        torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]),
-                        _cat_bias(attn.q_proj, attn.k_proj, attn.v_proj),
-                    ),
+                    qkv=_fused(attn, "qkv_proj", ("q_proj", "k_proj", "v_proj")),
                     out=_linear(attn.o_proj.weight, attn.o_proj.bias),
-                    gate_up=_linear(
-                        torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]),
-                        _cat_bias(mlp.gate_proj, mlp.up_proj),
-                    ),
+                    gate_up=_fused(mlp, "gate_up_proj", ("gate_proj", "up_proj")),
                     down=_linear(mlp.down_proj.weight, mlp.down_proj.bias),
                 )
             )
@@ -149,8 +148,7 @@ class FastLlamaDecoder:
             k = k.view(batch, new, self.kv_heads, self.head_dim).transpose(1, 2)
             v = qkv[..., q_size + kv_size :]
             v = v.view(batch, new, self.kv_heads, self.head_dim).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
+            q, k = _rotary(q, cos, sin), _rotary(k, cos, sin)
             keys, values = cache.update(k, v)
             attn = F.scaled_dot_product_attention(
                 q, keys, values, attn_mask=attend, scale=self.scaling, enable_gqa=gqa
@@ -176,6 +174,26 @@ def _attention_mask(mask: torch.Tensor, new: int) -> torch.Tensor:
     key_cols = torch.arange(columns, device=mask.device)[None, :]
     causal = key_cols <= query_cols  # [new, columns]
     return (keys & causal) | (key_cols == query_cols)
+
+
+def _rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """The rotary embedding over the first `cos.shape[-1]` dimensions of each head (all of them
+    but for a partial rotary factor, e.g. Phi-4-mini's 0.75); the rest pass unchanged."""
+    dims = cos.shape[-1]
+    if dims == x.shape[-1]:
+        return x * cos + _rotate_half(x) * sin
+    rotated, passed = x[..., :dims], x[..., dims:]
+    return torch.cat((rotated * cos + _rotate_half(rotated) * sin, passed), dim=-1)
+
+
+def _fused(block: Any, fused: str, parts: tuple[str, ...]) -> Linear:
+    """One projection over the concatenated outputs: the block's own fused one (Phi-3's
+    `qkv_proj`, `gate_up_proj`) or its separate ones joined (Llama's)."""
+    if hasattr(block, fused):
+        module = getattr(block, fused)
+        return _linear(module.weight, module.bias)
+    modules = [getattr(block, name) for name in parts]
+    return _linear(torch.cat([m.weight for m in modules]), _cat_bias(*modules))
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -225,10 +243,22 @@ def projection_bytes(model: Any) -> int:
     return total
 
 
-def build_fast_decoder(model: Any, available_bytes: int | None = -1) -> FastLlamaDecoder | None:
-    """A `FastLlamaDecoder` when `model` is a plain Llama-style CPU model whose packed copy fits
-    in memory, else None. `available_bytes`: -1 reads it (`available_memory_bytes`), None means
-    unknown (no limit applied)."""
+def _sliding_window(config: Any) -> int | None:
+    if getattr(config, "model_type", None) == "qwen2" and not getattr(
+        config, "use_sliding_window", False
+    ):
+        return None
+    window = getattr(config, "sliding_window", None)
+    return int(window) if window else None
+
+
+def build_fast_decoder(
+    model: Any, available_bytes: int | None = -1, max_model_len: int | None = None
+) -> FastLlamaDecoder | None:
+    """A `FastLlamaDecoder` when `model` is a Llama-style CPU model whose packed copy fits in
+    memory, else None. `available_bytes`: -1 reads it (`available_memory_bytes`), None means
+    unknown (no limit applied). A sliding attention window shorter than `max_model_len` (the
+    context the engine allows; None: the model's) needs the generic forward's windowed mask."""
     config = getattr(model, "config", None)
     model_type = getattr(config, "model_type", None)
     if config is None or model_type not in _MODEL_TYPES:
@@ -238,6 +268,10 @@ def build_fast_decoder(model: Any, available_bytes: int | None = -1) -> FastLlam
         reasons.append(f"hidden_act={config.hidden_act}")
     if int(getattr(config, "pretraining_tp", 1) or 1) != 1:
         reasons.append("pretraining_tp")
+    window = _sliding_window(config)
+    context = max_model_len or int(getattr(config, "max_position_embeddings", 0) or 0)
+    if window is not None and window < context:
+        reasons.append(f"sliding_window={window} < context {context}")
     if model.device.type != "cpu":
         reasons.append(f"device={model.device.type}")
     if model.dtype != torch.float32:

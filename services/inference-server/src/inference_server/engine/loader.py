@@ -139,7 +139,7 @@ def _with_adapters(
     # projections without changing them, so it stays valid; batches run it only while no
     # adapter is loaded.
     if settings.fast_decode:
-        loaded.fast = build_fast_decoder(model)
+        loaded.fast = build_fast_decoder(model, max_model_len=loaded.max_model_len)
     if not loaded.merged:
         for info in found:
             model = adapter_ops.attach_adapter(model, info).eval()
