@@ -216,6 +216,18 @@ def subprocess_apply(installed: Installed, text: str) -> subprocess.CompletedPro
     )
 
 
+def test_upstream_style_values_installed(installed: Installed) -> None:
+    """The release took upstream's value names: the top-level gates reached the controller's
+    ConfigMap, the provisioner alias the controller's flags."""
+    gates = installed.get("configmap", f"{RELEASE}-feature-gates", "-n", RELEASE_NAMESPACE)
+    assert gates["data"] == {
+        "KAITO_WC_FEATURE_GATES_FROM_VALUES": "gatewayAPIInferenceExtension=false,vLLM=true"
+    }
+    deployment = installed.get("deployment", "workspace-controller", "-n", RELEASE_NAMESPACE)
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--node-provisioner=azure-gpu-provisioner" in args, args
+
+
 def test_inference_and_tuning_workspaces_then_deletion(installed: Installed) -> None:
     ns = "e2e"
     installed.cluster.kubectl("create", "namespace", ns, check=False)
@@ -289,15 +301,3 @@ def test_uninstall_removes_the_release_but_keeps_the_crds(installed: Installed) 
     )
     assert not cluster.kubectl("get", "clusterrole", f"{RELEASE}-{WC}", check=False)
     assert cluster.kubectl("get", "crd", "workspaces.kaito.sh", "nodeclaims.karpenter.sh")
-
-
-def test_upstream_style_values_installed(installed: Installed) -> None:
-    """The release took upstream's value names: the top-level gates reached the controller's
-    ConfigMap, the provisioner alias the controller's flags."""
-    gates = installed.get("configmap", f"{RELEASE}-feature-gates", "-n", RELEASE_NAMESPACE)
-    assert gates["data"] == {
-        "KAITO_WC_FEATURE_GATES_FROM_VALUES": "gatewayAPIInferenceExtension=false,vLLM=true"
-    }
-    deployment = installed.get("deployment", "workspace-controller", "-n", RELEASE_NAMESPACE)
-    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--node-provisioner=azure-gpu-provisioner" in args, args

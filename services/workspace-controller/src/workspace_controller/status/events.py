@@ -95,10 +95,11 @@ def status_events(old: Obj, new: Obj) -> list[WorkspaceEvent]:
 class StatusEventRecorder:
     """Records the Events of the status a reconcile is about to write.
 
-    The workspace's stored status is the memory of what was already said. The next reconcile
-    may read a cached workspace that does not show that status write yet (the same
-    resourceVersion as the one this reconcile saw): then the status computed here is taken as
-    what was said, instead of saying it twice."""
+    What was already said is the status this process last computed for the workspace: the next
+    reconcile may read a cached workspace that does not show that status write yet (the same
+    resourceVersion, or a newer one from a metadata change that landed before the status write),
+    and must not say it twice. A workspace this process has not seen yet (a restart, a new
+    leader) starts from its stored status."""
 
     def __init__(self, recorder: EventRecorder, *, cache_size: int = 4096) -> None:
         self._recorder = recorder
@@ -109,10 +110,8 @@ class StatusEventRecorder:
         meta = ws_obj.get("metadata") or {}
         uid, version = str(meta.get("uid") or ""), str(meta.get("resourceVersion") or "")
         new = compute_status(ws_obj, obs, now or utc_now())
-        old: Obj = ws_obj.get("status") or {}
         said = self._said.get(uid)
-        if said is not None and version and said[0] == version:
-            old = said[1]
+        old: Obj = said[1] if said is not None else (ws_obj.get("status") or {})
         for event in status_events(old, new):
             await self._recorder.record(ws_obj, event.type, event.reason, event.message)
         self._said[uid] = (version, new)
