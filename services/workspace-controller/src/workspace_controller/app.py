@@ -28,6 +28,7 @@ from kaito_common.controller.kinds import (
     DEPLOYMENT,
     JOB,
     NODE,
+    PERSISTENT_VOLUME_CLAIM,
     SERVICE,
     STATEFUL_SET,
     Kind,
@@ -124,6 +125,7 @@ async def _watch(manager: Manager, release_namespace: str) -> _Watched:
         jobs=store(JOB, L.LABEL_WORKSPACE),
         configmaps=store(CONFIG_MAP, L.LABEL_WORKSPACE),
         templates=manager.informer(CONFIG_MAP, namespace=release_namespace).store,
+        claims=store(PERSISTENT_VOLUME_CLAIM, L.LABEL_WORKSPACE),
     )
     return _Watched(caches, workspaces, nodeclaims)
 
@@ -257,7 +259,9 @@ class WorkspaceApp:
         manager = await self._manager()
         client = manager.client
         watched = await _watch(manager, s.release_namespace)
-        manager.metrics.registry.register(WorkspaceCountCollector(watched.workspaces.store))
+        manager.metrics.registry.register(
+            WorkspaceCountCollector(watched.workspaces.store, watched.caches.claims)
+        )
         events = EventRecorder(client, COMPONENT)
         creator = NodeClaimCreator(
             client,

@@ -19,3 +19,4 @@ class Caches:
     jobs: StoreReader  # tuning Jobs, labelled kaito.sh/workspace
     configmaps: StoreReader  # ConfigMaps labelled kaito.sh/workspace (our copies)
     templates: StoreReader  # ConfigMaps of the release namespace (the chart's templates)
+    claims: StoreReader  # weights cache PersistentVolumeClaims labelled kaito.sh/workspace

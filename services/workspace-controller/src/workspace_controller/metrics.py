@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 
 from kaito_common.api.conditions import WorkspaceConditionType as C
 from kaito_common.controller import objects
-from kaito_common.controller.objects import Obj
+from kaito_common.controller.objects import Obj, parse_quantity
 from kaito_common.controller.store import StoreReader
 
 
@@ -64,8 +64,9 @@ class WorkspaceCountCollector(Collector):
     `kaito_workspace_count{phase}`, `kaito_workspace_preset_count{preset_name}`, and ours,
     `kaito_workspace_state_count{state}` (`status.state`, finer than upstream's phases)."""
 
-    def __init__(self, workspaces: StoreReader) -> None:
+    def __init__(self, workspaces: StoreReader, claims: StoreReader | None = None) -> None:
         self._workspaces = workspaces
+        self._claims = claims
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         phases: Tally[str] = Tally({phase: 0 for phase in PHASES})
@@ -101,3 +102,30 @@ class WorkspaceCountCollector(Collector):
         for state, n in sorted(states.items()):
             by_state.add_metric([state], n)
         yield by_state
+        if self._claims is not None:
+            yield from _claim_gauges(self._claims.list())
+
+
+def _claim_gauges(claims: list[Obj]) -> Iterator[GaugeMetricFamily]:
+    """Upstream's PVC gauges over the Workspaces' weights cache claims (labelled
+    kaito.sh/workspace): how many, and the bytes they hold (bound capacity, else the request)."""
+    allocated = 0
+    for claim in claims:
+        capacity = ((claim.get("status") or {}).get("capacity") or {}).get("storage")
+        requested = (((claim.get("spec") or {}).get("resources") or {}).get("requests") or {}).get(
+            "storage"
+        )
+        if size := capacity or requested:
+            allocated += int(parse_quantity(size))
+    count = GaugeMetricFamily(
+        "kaito_workspace_pvc_count",
+        "Number of PersistentVolumeClaims the Workspaces own (weights caches).",
+    )
+    count.add_metric([], len(claims))
+    yield count
+    size = GaugeMetricFamily(
+        "kaito_workspace_pvc_allocated_bytes",
+        "Bytes of storage the Workspaces' PersistentVolumeClaims hold (capacity once bound).",
+    )
+    size.add_metric([], allocated)
+    yield size

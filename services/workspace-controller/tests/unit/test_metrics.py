@@ -78,3 +78,22 @@ def test_deletion_timestamp_counts_as_deleting_before_the_condition() -> None:
     assert workspace_phase(ws) == "succeeded"
     ws["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     assert workspace_phase(ws) == "deleting"
+
+
+def test_pvc_gauges_count_the_workspaces_claims_and_their_bytes() -> None:
+    workspaces, claims = Store(), Store()
+    bound = {
+        "metadata": {"name": "weights-ws-0", "namespace": "default", "uid": "c1"},
+        "spec": {"resources": {"requests": {"storage": "100Gi"}}},
+        "status": {"capacity": {"storage": "128Gi"}},
+    }
+    pending = {
+        "metadata": {"name": "ws-weights", "namespace": "default", "uid": "c2"},
+        "spec": {"resources": {"requests": {"storage": "1Gi"}}},
+    }
+    for claim in (bound, pending):
+        claims.upsert(claim)
+    registry = CollectorRegistry()
+    registry.register(WorkspaceCountCollector(workspaces, claims))
+    assert registry.get_sample_value("kaito_workspace_pvc_count") == 2
+    assert registry.get_sample_value("kaito_workspace_pvc_allocated_bytes") == (128 + 1) * 2**30
