@@ -1,11 +1,10 @@
 """The weights cache: a PersistentVolumeClaim that keeps downloaded weights across pods.
 
-With the chart's `weightsCache.storageClass` set, a Workspace whose weights are downloaded at
-start gets a claim `<ws>-weights` of that class (ReadWriteOnce, the preset's disk need unless
-`weightsCache.size` says otherwise), owned by the Workspace so that it goes with it. The
-download finds a finished copy there and does not repeat it. A StatefulSet (multi-node presets)
-gets one claim per pod from a volume claim template instead, since its pods sit on different
-nodes.
+With the chart's `weightsCache.storageClass` set, weights downloaded at start go to a claim of
+that class (ReadWriteOnce, the preset's disk need unless `weightsCache.size` says otherwise), where
+a restarted pod finds the finished copy: one per inference pod from the StatefulSet's claim
+template (its pods may sit on different nodes), and `<ws>-weights`, owned by the Workspace, for a
+tuning Job.
 """
 
 from __future__ import annotations
