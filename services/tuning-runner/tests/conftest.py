@@ -13,6 +13,10 @@ import pytest
 from kaito_testing.dataserver import DataServer
 from kaito_testing.registry import LocalRegistry, RegistryUnavailableError
 from kaito_testing.tiny_model import tiny_model_dir
+from tuning_runner.config.training_config import parse_training_config
+from tuning_runner.progress import ProgressReporter
+from tuning_runner.settings import RunnerSettings
+from tuning_runner.train.runner import TrainResult, run_training
 
 WORDS = [
     "the",
@@ -123,3 +127,34 @@ def training_yaml(
     if eight_bit:
         doc["training_config"]["QuantizationConfig"] = {"load_in_8bit": True}
     return json.dumps(doc)
+
+
+def runner_settings(tmp_path: Path, rows: int = 120, **extra: Any) -> RunnerSettings:
+    """The runner's settings over `rows` conversations written under `tmp_path/mnt/data`."""
+    root = tmp_path / "mnt"
+    (root / "data").mkdir(parents=True)
+    write_jsonl(root / "data" / "train.jsonl", conversations(rows))
+    return RunnerSettings(
+        root=root,
+        data_dir=root / "data",
+        termination_log=tmp_path / "termination-log",
+        metrics_port=0,
+        **extra,
+    )
+
+
+def train_recording_losses(
+    tmp_path: Path, settings: RunnerSettings, yaml_text: str
+) -> tuple[list[float], TrainResult]:
+    """Runs the training; the loss of every logged step and the result."""
+    reporter = ProgressReporter(tmp_path / "progress.json")
+    losses: list[float] = []
+    original = reporter.update
+
+    def record(**changes: object) -> None:
+        if "loss" in changes and changes.get("phase") is None:
+            losses.append(float(changes["loss"]))  # type: ignore[arg-type]
+        original(**changes)
+
+    reporter.update = record  # type: ignore[method-assign]
+    return losses, run_training(parse_training_config(yaml_text), settings, reporter)

@@ -16,41 +16,11 @@ from tuning_runner.settings import RunnerSettings
 from tuning_runner.train.outputs import COMPLETION_MARKER
 from tuning_runner.train.runner import run_training
 
-from .conftest import conversations, training_yaml, write_jsonl
-
-
-def _setup(tmp_path: Path, rows: int = 120) -> RunnerSettings:
-    root = tmp_path / "mnt"
-    (root / "data").mkdir(parents=True)
-    write_jsonl(root / "data" / "train.jsonl", conversations(rows))
-    return RunnerSettings(
-        root=root,
-        data_dir=root / "data",
-        termination_log=tmp_path / "termination-log",
-        metrics_port=0,
-    )
-
-
-def _losses(output_dir: Path) -> list[float]:
-    state = sorted(output_dir.glob("checkpoint-*/trainer_state.json"))
-    if state:
-        return [h["loss"] for h in json.loads(state[-1].read_text())["log_history"] if "loss" in h]
-    return []
+from .conftest import runner_settings, train_recording_losses, training_yaml
 
 
 def _run(tmp_path: Path, settings: RunnerSettings, yaml_text: str) -> tuple[float, float, Path]:
-    cfg = parse_training_config(yaml_text)
-    reporter = ProgressReporter(tmp_path / "progress.json")
-    losses: list[float] = []
-    original = reporter.update
-
-    def record(**changes: object) -> None:
-        if "loss" in changes and changes.get("phase") is None:
-            losses.append(float(changes["loss"]))  # type: ignore[arg-type]
-        original(**changes)
-
-    reporter.update = record  # type: ignore[method-assign]
-    result = run_training(cfg, settings, reporter)
+    losses, result = train_recording_losses(tmp_path, settings, yaml_text)
     progress = json.loads((tmp_path / "progress.json").read_text())
     assert progress["phase"] == "Completed" and progress["step"] == result.steps
     assert progress["total_steps"] == result.steps and progress["tokens_per_second"] > 0
@@ -60,7 +30,7 @@ def _run(tmp_path: Path, settings: RunnerSettings, yaml_text: str) -> tuple[floa
 def test_lora_lowers_the_loss_and_the_adapter_changes_the_model(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    settings = _setup(tmp_path)
+    settings = runner_settings(tmp_path)
     out = settings.root / "results"
     first, last, output_dir = _run(tmp_path, settings, training_yaml(tiny_model, out))
     assert last < first * 0.9, (first, last)
@@ -93,7 +63,7 @@ def test_qlora_quantizes_to_nf4_on_cpu_and_lowers_the_loss(
     from tuning_runner.train.model import load_model
     from tuning_runner.train.precision import plan_precision
 
-    settings = _setup(tmp_path)
+    settings = runner_settings(tmp_path)
     text = training_yaml(tiny_model, settings.root / "results", quantized=True)
     cfg = parse_training_config(text)
     model = load_model(
@@ -116,7 +86,7 @@ def test_8bit_quantizes_on_cpu_and_lowers_the_loss(tiny_model: Path, tmp_path: P
     from tuning_runner.train.model import load_model
     from tuning_runner.train.precision import plan_precision
 
-    settings = _setup(tmp_path)
+    settings = runner_settings(tmp_path)
     text = training_yaml(tiny_model, settings.root / "results", eight_bit=True)
     cfg = parse_training_config(text)
     model = load_model(cfg, str(tiny_model), plan_precision("bfloat16", None, True, True), "cpu")
@@ -133,7 +103,7 @@ def test_8bit_quantizes_on_cpu_and_lowers_the_loss(tiny_model: Path, tmp_path: P
 def test_unpacked_rows_train_in_length_grouped_batches(
     tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = _setup(tmp_path, rows=60)
+    settings = runner_settings(tmp_path, rows=60)
     extra = {"packing": False, "per_device_train_batch_size": 4, "max_steps": 6}
     text = training_yaml(tiny_model, settings.root / "results", extra_training=extra)
     with caplog.at_level(logging.INFO, logger="tuning_runner"):
@@ -144,7 +114,7 @@ def test_unpacked_rows_train_in_length_grouped_batches(
 
 
 def test_resumes_from_the_last_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
-    settings = _setup(tmp_path, rows=60)
+    settings = runner_settings(tmp_path, rows=60)
     out = settings.root / "results"
     steps = {"save_strategy": "steps", "save_steps": 2}
     cfg = parse_training_config(

@@ -10,13 +10,10 @@ training loop (tuning_runner.train.runner) on the CPU, bitsandbytes' NF4 for QLo
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from safetensors import safe_open
 
 from inference_server.engine.transformers_engine import TransformersEngine
@@ -24,10 +21,8 @@ from inference_server.engine.types import GenerationRequest, SamplingParams
 from inference_server.settings import ServerSettings
 from kaito_common.presets import default_catalog
 from kaito_testing.tiny_model import cached_tiny_model
-from tuning_runner.config.training_config import parse_training_config
-from tuning_runner.progress import ProgressReporter
-from tuning_runner.settings import RunnerSettings
-from tuning_runner.train.runner import run_training
+
+from .conftest import runner_settings, train_recording_losses, training_yaml
 
 # family -> (tiny model arch, the catalog preset whose target modules it trains with): every
 # family with a tunable preset (upstream's catalog tunes no Llama, Gemma or gpt-oss preset).
@@ -40,92 +35,17 @@ FAMILIES = {
     "falcon-7b": ("falcon", "falcon-7b"),
     "falcon-40b": ("falcon-40b", "falcon-40b"),
 }
-WORDS = [
-    "pod",
-    "node",
-    "gpu",
-    "model",
-    "adapter",
-    "tensor",
-    "batch",
-    "token",
-    "layer",
-    "weight",
-    "cluster",
-    "image",
-]
-
-
-def _rows(n: int) -> list[dict[str, Any]]:
-    rng = random.Random(5)
-    rows = []
-    for _ in range(n):
-        question = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 6)))
-        answer = "kaito says " + " ".join(sorted(question.split()))
-        rows.append(
-            {
-                "messages": [
-                    {"role": "user", "content": question},
-                    {"role": "assistant", "content": answer},
-                ]
-            }
-        )
-    return rows
 
 
 def _train(model: Path, tmp: Path, modules: list[str], quantized: bool) -> tuple[list[float], Path]:
-    root = tmp / "mnt"
-    (root / "data").mkdir(parents=True)
-    (root / "data" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(64)))
-    output = root / "results"
-    lora: dict[str, Any] = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
-    model_config: dict[str, Any] = {
-        "torch_dtype": "bfloat16",
-        "local_files_only": True,
-        "pretrained_model_name_or_path": str(model),
-    }
-    doc: dict[str, Any] = {
-        "training_config": {
-            "ModelConfig": model_config,
-            "LoraConfig": lora,
-            "TrainingArguments": {
-                "output_dir": str(output),
-                "save_strategy": "no",
-                "per_device_train_batch_size": 2,
-                "max_steps": 12,
-                "learning_rate": 0.01,
-                "logging_steps": 1,
-                "max_length": 128,
-            },
-            "DatasetConfig": {"shuffle_dataset": True, "train_test_split": 1},
-        }
-    }
-    if quantized:
-        doc["training_config"]["QuantizationConfig"] = {
-            "load_in_4bit": True,
-            "bnb_4bit_quant_type": "nf4",
-            "bnb_4bit_compute_dtype": "bfloat16",
-            "bnb_4bit_use_double_quant": True,
-        }
-    settings = RunnerSettings(
-        root=root,
-        data_dir=root / "data",
-        termination_log=tmp / "termination-log",
-        metrics_port=0,
-        # What the controller passes: the preset's target modules (the config names none).
-        default_target_modules=modules,
+    # What the controller passes: the preset's target modules (the config names none).
+    settings = runner_settings(tmp, rows=64, default_target_modules=modules)
+    schedule = {"per_device_train_batch_size": 2, "max_steps": 12, "learning_rate": 0.01,
+                "max_length": 128}  # fmt: skip
+    text = training_yaml(
+        model, settings.root / "results", quantized=quantized, extra_training=schedule
     )
-    reporter = ProgressReporter(tmp / "progress.json")
-    losses: list[float] = []
-    original = reporter.update
-
-    def record(**changes: object) -> None:
-        if "loss" in changes and changes.get("phase") is None:
-            losses.append(float(changes["loss"]))  # type: ignore[arg-type]
-        original(**changes)
-
-    reporter.update = record  # type: ignore[method-assign]
-    result = run_training(parse_training_config(yaml.safe_dump(doc)), settings, reporter)
+    losses, result = train_recording_losses(tmp, settings, text)
     return losses, result.output_dir
 
 
