@@ -24,16 +24,20 @@ def _chat_template(value: str) -> str:
     return path.read_text()
 
 
+def _source(cfg: TrainingConfig) -> dict[str, Any]:
+    """Where `from_pretrained` may look, as ModelConfig says (every load uses the same)."""
+    return {
+        "local_files_only": cfg.model.local_files_only,
+        "trust_remote_code": cfg.model.trust_remote_code,
+        "revision": cfg.model.revision,
+    }
+
+
 def load_tokenizer(cfg: TrainingConfig, model_path: str) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(
-            model_path,
-            local_files_only=cfg.model.local_files_only,
-            trust_remote_code=cfg.model.trust_remote_code,
-            revision=cfg.model.revision,
-        )
+        tok = AutoTokenizer.from_pretrained(model_path, **_source(cfg))
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"loading the tokenizer from {model_path} failed: {err}") from err
     if cfg.model.chat_template:
@@ -63,12 +67,7 @@ def supports_packed_attention(cfg: TrainingConfig, model_path: str) -> bool:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     try:
-        config = AutoConfig.from_pretrained(
-            model_path,
-            local_files_only=cfg.model.local_files_only,
-            trust_remote_code=cfg.model.trust_remote_code,
-            revision=cfg.model.revision,
-        )
+        config = AutoConfig.from_pretrained(model_path, **_source(cfg))
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"reading the model's config from {model_path} failed: {err}") from err
     model_class = AutoModelForCausalLM._model_mapping.get(type(config), None)
@@ -88,12 +87,7 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     quant = quantization_config(cfg, plan)
-    kwargs: dict[str, Any] = {
-        "local_files_only": cfg.model.local_files_only,
-        "trust_remote_code": cfg.model.trust_remote_code,
-        "revision": cfg.model.revision,
-        "dtype": plan.model_dtype,
-    }
+    kwargs: dict[str, Any] = {**_source(cfg), "dtype": plan.model_dtype}
     if cfg.model.attn_implementation:
         kwargs["attn_implementation"] = cfg.model.attn_implementation
     elif packed_attention:
