@@ -27,7 +27,7 @@ from kaito_common.controller.objects import Obj
 from kaito_common.presets import GPUSku, Preset
 from workspace_controller.caches import Caches
 from workspace_controller.inference.plan import inference_plan
-from workspace_controller.inference.readiness import workload_readiness
+from workspace_controller.inference.readiness import WorkloadReadiness, workload_readiness
 from workspace_controller.inference.rollout import RolloutStep, rollout_step, template_revision
 from workspace_controller.inference.service import headless_service_manifest, service_manifest
 from workspace_controller.inference.workload import (
@@ -40,7 +40,7 @@ from workspace_controller.manifests.configmap import (
     inference_params_copy,
 )
 from workspace_controller.manifests.images import ImageSettings
-from workspace_controller.manifests.model_weights import WeightsSourceError
+from workspace_controller.manifests.model_weights import WeightsSourceError, cache_claim_name
 from workspace_controller.manifests.placement import node_affinity
 from workspace_controller.status.events import StatusEventRecorder
 from workspace_controller.status.observations import Observations, Observed
@@ -188,15 +188,17 @@ class InferenceReconciler:
                 )
         return applied or live or manifest
 
-    async def _migrate(self, ws: Workspace, ws_obj: Obj, workload: Obj) -> Obj | None:
+    async def _migrate(
+        self, ws: Workspace, ws_obj: Obj, readiness: WorkloadReadiness
+    ) -> Obj | None:
         """A Workspace of an earlier release runs a Deployment `<ws>`: it serves until the
-        StatefulSet that replaces it has rolled out, then goes. Returns the Deployment while it
-        is still there."""
+        StatefulSet that replaces it (``readiness``) has rolled out, then goes. Returns the
+        Deployment while it is still there."""
         name, namespace = ws.metadata.name or "", ws.metadata.namespace or ""
         deployment = self._caches.deployments.get(ObjectKey(namespace, name))
         if deployment is None or not _owned_by(deployment, ws_obj):
             return None
-        if not workload_readiness(workload, ws.resource.count).rolled_out:
+        if not readiness.rolled_out:
             return deployment
         uid = str(objects.meta(deployment).get("uid") or "")
         if await self._client.delete(DEPLOYMENT, name, namespace, uid=uid or None):
@@ -207,18 +209,21 @@ class InferenceReconciler:
             log.info("%s (namespace %s)", message, namespace)
             await self._events.normal(ws_obj, "WorkloadMigration", message)
         # The earlier release's single weights cache claim; the StatefulSet has one per pod.
-        old_claim = f"{name}-weights"
+        old_claim = cache_claim_name(name)
         claim = await self._client.get_or_none(PERSISTENT_VOLUME_CLAIM, old_claim, namespace)
         if claim is not None and _owned_by(claim, ws_obj):
             await self._client.delete(PERSISTENT_VOLUME_CLAIM, old_claim, namespace)
         return None
 
     async def _observe(
-        self, ws: Workspace, workload: Obj, obs: Observations, previous: Obj | None = None
+        self,
+        ws: Workspace,
+        readiness: WorkloadReadiness,
+        obs: Observations,
+        previous: Obj | None = None,
     ) -> bool:
-        """Set InferenceReady from the workload and, while it is not serving, its pods.
-        ``previous``: the Deployment of an earlier release that serves during a migration."""
-        readiness = workload_readiness(workload, ws.resource.count)
+        """Set InferenceReady from the workload's ``readiness`` and, while it is not serving, its
+        pods. ``previous``: the Deployment of an earlier release that serves during a migration."""
         if previous is not None and not readiness.rolled_out:
             earlier = workload_readiness(previous, ws.resource.count)
             if earlier.serving:
@@ -258,8 +263,9 @@ class InferenceReconciler:
             await self._status_events.record(ws_obj, obs)
             return False
         workload = await self._apply_workload(ws_obj, kind, manifest, want.revision)
-        previous = await self._migrate(ws, ws_obj, workload) if kind is STATEFUL_SET else None
-        done = await self._observe(ws, workload, obs, previous)
+        readiness = workload_readiness(workload, ws.resource.count)
+        previous = await self._migrate(ws, ws_obj, readiness) if kind is STATEFUL_SET else None
+        done = await self._observe(ws, readiness, obs, previous)
         # Nodes and pods are observed now: tell of what changed (ready, or why not).
         await self._status_events.record(ws_obj, obs)
         return done
