@@ -227,21 +227,17 @@ def _post_from_a_pod(release: Any, ns: str, name: str, url: str, body: dict[str,
     return json.loads(line)
 
 
-def test_seed_inference_flow_on_the_real_node(
-    release: Any, node_registry: NodeRegistry, hub: LocalHub
-) -> None:
-    ns = "rn-seed"
-    name = "phi-3-real"
-    node = release.node
+def _seed_workspace(release: Any, node_registry: NodeRegistry, ns: str, name: str) -> Any:
+    """The seed preset's Workspace on the real node, not applied yet: its namespace with the
+    registry's pull secret, the node labelled as a GPU node of the instance type it selects."""
     release.kubectl("create", "namespace", ns, check=False)
     # The runtime images come from the operator's registry: the pull secret in the namespace.
     release.apply(node_registry.pull_secret(ns), ns)
-    # The test's own client pod pulls from there too, through the namespace's ServiceAccount.
     release.kubectl("wait", "--for=create", "serviceaccount/default", "-n", ns)
-    patch = json.dumps({"imagePullSecrets": [{"name": PULL_SECRET}]})
-    release.kubectl("patch", "serviceaccount", "default", "-n", ns, "-p", patch)
-    node.label({"apps": name, "node.kubernetes.io/instance-type": SKU, "accelerator": "nvidia"})
-    workspace = {
+    release.node.label(
+        {"apps": name, "node.kubernetes.io/instance-type": SKU, "accelerator": "nvidia"}
+    )
+    return {
         "apiVersion": "kaito.sh/v1beta1",
         "kind": "Workspace",
         "metadata": {
@@ -252,6 +248,18 @@ def test_seed_inference_flow_on_the_real_node(
         "resource": {"instanceType": SKU, "labelSelector": {"matchLabels": {"apps": name}}},
         "inference": {"preset": {"name": SEED_PRESET}},
     }
+
+
+def test_seed_inference_flow_on_the_real_node(
+    release: Any, node_registry: NodeRegistry, hub: LocalHub
+) -> None:
+    ns = "rn-seed"
+    name = "phi-3-real"
+    node = release.node
+    workspace = _seed_workspace(release, node_registry, ns, name)
+    # The test's own client pod pulls from the registry too, through the ServiceAccount.
+    patch = json.dumps({"imagePullSecrets": [{"name": PULL_SECRET}]})
+    release.kubectl("patch", "serviceaccount", "default", "-n", ns, "-p", patch)
     hub.reset_counters()
     release.apply(yaml.safe_dump(workspace), ns)
 
@@ -368,18 +376,8 @@ def test_statefulset_rollout_and_migration_without_a_gap(
     ns = "rn-rollout"
     name = "phi-3-rollout"
     node = release.node
-    release.kubectl("create", "namespace", ns, check=False)
-    release.apply(node_registry.pull_secret(ns), ns)
-    release.kubectl("wait", "--for=create", "serviceaccount/default", "-n", ns)
-    node.label({"apps": name, "node.kubernetes.io/instance-type": SKU, "accelerator": "nvidia"})
+    workspace = _seed_workspace(release, node_registry, ns, name)
     node.advertise_gpus(2)  # room for the surge pod beside the serving one
-    workspace = {
-        "apiVersion": "kaito.sh/v1beta1",
-        "kind": "Workspace",
-        "metadata": {"name": name, "annotations": {"kaito.sh/runtime": "transformers"}},
-        "resource": {"instanceType": SKU, "labelSelector": {"matchLabels": {"apps": name}}},
-        "inference": {"preset": {"name": SEED_PRESET}},
-    }
     release.apply(yaml.safe_dump(workspace), ns)
     sts = f"statefulset/{name}"
     try:
