@@ -457,7 +457,15 @@ def test_statefulset_rollout_and_migration_without_a_gap(
 
         wait_for(updated, timeout=900.0, what="the revision update to roll out", interval=2)
         release.kubectl("rollout", "status", sts, "-n", ns, "--timeout=60s")
-        (pod,) = release.get("pods", "-n", ns, "-l", f"kaito.sh/workspace={name}")["items"]
+        # The surge pod drains for its preStop after the StatefulSet settles: wait until it is
+        # gone, then exactly one pod, <ws>-0, is left.
+        selector = f"kaito.sh/workspace={name}"
+        wait_for(
+            lambda: len(release.get("pods", "-n", ns, "-l", selector)["items"]) == 1,
+            timeout=60.0,
+            what="the surge pod to go",
+        )
+        (pod,) = release.get("pods", "-n", ns, "-l", selector)["items"]
         assert pod["metadata"]["name"] == f"{name}-0"
         answered, failed = _probe_counts(release, ns, "prober")
         print(f"migration and revision update: {answered} probes answered, {failed} failed")
